@@ -1,0 +1,50 @@
+"""The `mien` command: wires one module per command; each module keeps its imports lazy."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mien.errors import MienError
+
+app = typer.Typer(
+    name="mien",
+    help="Read faces (expression, smile, glasses) and train your own face-attribute classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines `register(app)`; keep them light to import (`mien --help` < 1 s).
+from mien.cli import data as _data  # noqa: E402
+
+for _module in (_data,):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except MienError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors and aborts
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Decode any image Pillow reads (PNG with alpha, 16-bit, CMYK JPEG, EXIF-rotated) to uint8."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from mien.errors import ImageReadError
+
+ColorMode = Literal["rgb", "gray"]
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+)
+# Decompression-bomb guard: a 48x48 face dataset never needs more; a 100 MP photo is still fine.
+MAX_PIXELS = 120_000_000
+
+
+def is_image_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _to_uint8(img) -> np.ndarray:
+    """Convert a PIL image of any mode to a uint8 array, gray (H, W) or RGB (H, W, 3)."""
+    from PIL import Image
+
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        return np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 1.0 if arr.max() <= 1.0 else 255.0
+        return np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if mode in ("L", "1"):
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        # Composite on white: transparent background must not read as black.
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_image(
+    data: bytes | str | os.PathLike,
+    mode: ColorMode | None = "rgb",
+    *,
+    name: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> np.ndarray:
+    """Decode a file path or encoded bytes to uint8: (H, W, 3) for "rgb", (H, W) for "gray",
+    and the file's own layout for None. EXIF orientation is applied."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
+    source = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                w, h = img.size
+                if w * h > max_pixels:
+                    raise ImageReadError(
+                        f"{label}: {w}x{h} pixels exceeds the limit of {max_pixels:,}; "
+                        "downscale the image first"
+                    )
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                arr = _to_uint8(img)
+    except ImageReadError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{label}: file not found; check the path") from exc
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageReadError(f"{label}: not a readable image ({exc}); remove or replace it") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(
+            f"{label}: corrupt or truncated image ({exc}); remove or replace it"
+        ) from exc
+    if arr.size == 0:
+        raise ImageReadError(f"{label}: image has no pixels; remove it")
+    return convert_color(arr, mode)
+
+
+def read_image(path: str | os.PathLike, mode: ColorMode | None = "rgb") -> np.ndarray:
+    return decode_image(path, mode, name=str(path))
+
+
+def convert_color(arr: np.ndarray, mode: ColorMode | None) -> np.ndarray:
+    """Gray <-> RGB for uint8 arrays; gray uses ITU-R 601 luma like OpenCV and Pillow."""
+    if mode is None:
+        return arr
+    if mode == "gray":
+        if arr.ndim == 2:
+            return arr
+        if arr.shape[2] == 1:
+            return arr[:, :, 0]
+        rgb = arr[:, :, :3].astype(np.float32)
+        gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+    if mode == "rgb":
+        if arr.ndim == 2:
+            return np.repeat(arr[:, :, None], 3, axis=2)
+        if arr.shape[2] == 1:
+            return np.repeat(arr, 3, axis=2)
+        return np.ascontiguousarray(arr[:, :, :3])
+    raise ValueError(f"color mode {mode!r}: use 'rgb', 'gray' or None")

@@ -1,0 +1,55 @@
+"""Frozen, typed results shared by detection, inference, evaluation and the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Pixel box, (x1, y1) top-left inclusive, (x2, y2) bottom-right exclusive."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        return max(0.0, self.x2 - self.x1)
+
+    @property
+    def height(self) -> float:
+        return max(0.0, self.y2 - self.y1)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    def iou(self, other: Box) -> float:
+        ix = max(0.0, min(self.x2, other.x2) - max(self.x1, other.x1))
+        iy = max(0.0, min(self.y2, other.y2) - max(self.y1, other.y1))
+        inter = ix * iy
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One attribute's answer for one face: the winning label and every class probability."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """A detected face. Landmarks are (x, y) points: right eye, left eye, nose, mouth right,
+    mouth left (the image's left/right), when the detector gives them."""
+
+    box: Box
+    score: float
+    landmarks: tuple[tuple[float, float], ...] = ()
+    attributes: dict[str, Prediction] = field(default_factory=dict)
+    track_id: int | None = None
