@@ -1,0 +1,131 @@
+"""Every registered detector, through the registry, on real photos with ground-truth boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mien.data.io import read_image
+from mien.detection import create_detector, default_detector_name, list_detectors, nms
+from mien.detection.base import detector_entry
+from mien.detection.evaluate import evaluate_detector, match_boxes
+from mien.errors import MienError
+from mien.types import Box
+
+# Minimum recall at IoU >= 0.4 per detector: VOC group photos (18 small faces), GENKI portraits.
+# Set a little under what each backend measured, so a regression fails.
+MIN_RECALL = {
+    "haar": {"voc": 0.6, "genki": 0.8},
+    "yunet": {"voc": 0.9, "genki": 0.9},
+    "mtcnn": {"voc": 0.8, "genki": 0.9},
+}
+
+
+@pytest.fixture(params=list_detectors())
+def detector(request, shared_models, monkeypatch):
+    monkeypatch.setenv("MIEN_MODELS_DIR", str(shared_models))
+    name = request.param
+    if not detector_entry(name).available():
+        pytest.skip(f"{name}: its model file or package is not installed here")
+    return create_detector(name)
+
+
+def _evaluate(detector, items):
+    score = evaluate_detector(detector, items)
+    assert score.faces == sum(len(t) for _, t in items) > 0
+    return score.recall, score.false_per_image
+
+
+def test_every_detector_is_tested():
+    assert set(list_detectors()) <= set(MIN_RECALL)
+
+
+def test_recall_on_voc_group_photos(detector, voc):
+    recall, false_per_image = _evaluate(detector, voc)
+    assert recall >= MIN_RECALL[detector.name]["voc"], recall
+    assert false_per_image <= 1.5
+
+
+def test_recall_on_genki_portraits(detector, genki):
+    recall, false_per_image = _evaluate(detector, genki)
+    assert recall >= MIN_RECALL[detector.name]["genki"], recall
+    assert false_per_image <= 0.5
+
+
+def test_landmarks_sit_in_the_face(detector, voc):
+    path, truth = voc[2]  # two large frontal faces
+    faces = detector.detect(read_image(path))
+    assert len(faces) >= 2
+    for face in faces:
+        b = face.box
+        assert 0 <= b.x1 < b.x2 and 0 <= b.y1 < b.y2
+        if not face.landmarks:
+            continue
+        assert len(face.landmarks) == 5
+        (ex1, ey1), (ex2, ey2), (nx, ny), (mx1, my1), (mx2, my2) = face.landmarks
+        assert ex1 < ex2 and mx1 < mx2  # image-left point first
+        assert max(ey1, ey2) < ny < min(my1, my2)  # eyes above nose above mouth
+        assert b.x1 <= min(ex1, mx1) and max(ex2, mx2) <= b.x2
+
+
+def test_min_face_drops_small_faces(detector, voc):
+    path, truth = voc[0]  # seven faces of 37 to 45 pixels
+    image = read_image(path)
+    assert len(detector.detect(image)) >= 4
+    big = create_detector(detector.name, min_face=60, **_backend_opts(detector))
+    assert big.detect(image) == []
+
+
+def test_upside_down_photo_and_blank_image(detector, voc):
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    assert detector.detect(blank) == []
+    gray = read_image(voc[2][0], "gray")  # gray input is accepted as well
+    assert len(detector.detect(gray)) >= 2
+
+
+def _backend_opts(detector):
+    return {"models_dir": detector.model_path.parent} if detector.name == "yunet" else {}
+
+
+def test_yunet_maps_boxes_back_from_a_downscale(shared_models, voc):
+    path, truth = voc[2]
+    image = read_image(path)
+    native = create_detector("yunet", models_dir=shared_models, max_side=None).detect(image)
+    small = create_detector("yunet", models_dir=shared_models, max_side=240).detect(image)
+    assert len(native) == len(small) == 2
+    for a in native:
+        assert max(a.box.iou(b.box) for b in small) > 0.7
+
+
+def test_default_detector_follows_the_yunet_file(tmp_path, shared_models, monkeypatch):
+    monkeypatch.setenv("MIEN_MODELS_DIR", str(tmp_path))
+    assert default_detector_name() == "haar"
+    monkeypatch.setenv("MIEN_MODELS_DIR", str(shared_models))
+    assert default_detector_name() == "yunet"
+
+
+def test_unknown_detector_and_bad_options():
+    with pytest.raises(MienError, match="unknown detector 'nope'.*haar"):
+        create_detector("nope")
+    with pytest.raises(MienError, match="min_face"):
+        create_detector("haar", min_face=0)
+
+
+def test_scores_are_sorted(detector, voc):
+    scores = [f.score for f in detector.detect(read_image(voc[0][0]))]
+    assert len(scores) >= 4 and scores == sorted(scores, reverse=True)
+
+
+def test_match_boxes_is_one_to_one():
+    truth = [Box(0, 0, 10, 10), Box(100, 100, 110, 110)]
+    found = [Box(1, 1, 11, 11), Box(0, 0, 10, 10), Box(50, 50, 60, 60)]
+    assert match_boxes(truth, found) == (1, 2)
+    assert match_boxes(truth, found[:1], iou=0.9) == (0, 1)
+
+
+def test_nms_keeps_the_best_of_overlapping_boxes():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]], float)
+    scores = np.array([0.5, 0.9, 0.7, 0.6])
+    assert nms(boxes, scores, 0.5).tolist() == [1, 2]
+    assert nms(boxes, scores, 0.95).tolist() == [1, 2, 3, 0]
+    assert Box(0, 0, 10, 10).iou(Box(1, 1, 11, 11)) == pytest.approx(81 / 119)

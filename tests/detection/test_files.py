@@ -1,0 +1,81 @@
+"""Fetching detector files: download from a local server, verify SHA-256, keep only good bytes."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+
+import pytest
+
+from mien.detection.files import (
+    MODEL_FILES,
+    fetch_model_file,
+    find_model_file,
+    sha256_of,
+    verified_model_file,
+)
+from mien.errors import MienError, ModelFileError
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A local HTTP server over a folder; yields (folder, base url)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_fetch_verifies_and_keeps_the_file(server, shared_models, tmp_path):
+    root, base = server
+    shutil.copy(shared_models / "yunet_s_640_640.onnx", root / "y.onnx")
+    dest = tmp_path / "models"
+    seen = []
+    path = fetch_model_file(
+        "yunet", dest, url=f"{base}/y.onnx", progress=lambda done, total: seen.append(done)
+    )
+    assert path == dest / MODEL_FILES["yunet"].filename
+    assert sha256_of(path) == MODEL_FILES["yunet"].sha256
+    assert seen[-1] == path.stat().st_size
+    assert find_model_file("yunet", dest) == path
+    assert [p.name for p in dest.iterdir()] == [path.name]  # no partial file left behind
+
+
+def test_fetch_refuses_wrong_bytes(server, shared_models, tmp_path):
+    root, base = server
+    data = bytearray((shared_models / "yunet_s_640_640.onnx").read_bytes())
+    data[1000] ^= 0xFF
+    (root / "bad.onnx").write_bytes(bytes(data))
+    dest = tmp_path / "models"
+    with pytest.raises(ModelFileError, match="does not match.*not kept"):
+        fetch_model_file("yunet", dest, url=f"{base}/bad.onnx")
+    assert list(dest.iterdir()) == []
+
+
+def test_fetch_reports_an_unreachable_url(server, tmp_path):
+    _, base = server
+    dest = tmp_path / "models"
+    with pytest.raises(MienError, match="missing.onnx: download failed"):
+        fetch_model_file("yunet", dest, url=f"{base}/missing.onnx")
+    assert list(dest.iterdir()) == []
+
+
+def test_a_tampered_local_file_is_refused(shared_models, tmp_path):
+    copy = tmp_path / MODEL_FILES["yunet"].filename
+    copy.write_bytes((shared_models / "yunet_s_640_640.onnx").read_bytes()[:-10])
+    with pytest.raises(ModelFileError, match="SHA-256 .* does not match"):
+        verified_model_file("yunet", directory=tmp_path)
+    with pytest.raises(ModelFileError, match="mien models fetch yunet"):
+        verified_model_file("yunet", directory=tmp_path / "empty")
