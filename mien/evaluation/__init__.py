@@ -1,0 +1,1 @@
+"""Evaluation: metrics (pure numpy), scoring a classifier on a dataset, reports, comparisons."""

@@ -1,0 +1,71 @@
+"""`mien evaluate MODEL DATA`: score a classifier on a labelled dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def evaluate_command(
+    model: Annotated[str, typer.Argument(
+        help="Bundled model name, run folder, .safetensors or .onnx file.")],
+    data: Annotated[Path, typer.Argument(
+        help="Class folders, a train/val/test tree or a FER2013 CSV.")],
+    split: Annotated[str | None, typer.Option(
+        help="Split to score [default: test, else val, else all].")] = None,
+    label_map: Annotated[str | None, typer.Option(
+        help="Rename dataset classes to model labels: a=b,...")] = None,
+    ignore: Annotated[str | None, typer.Option(help="Dataset classes to leave out: c,...")] = None,
+    tta: Annotated[str, typer.Option(help="Test-time augmentation: none or flip.")] = "none",
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per model call.")] = 64,
+    json_path: Annotated[Path | None, typer.Option(
+        "--json", help="Write the metrics as JSON to this file.")] = None,
+    report: Annotated[Path | None, typer.Option(
+        help="Write an HTML report and its PNGs to this folder.")] = None,
+) -> None:
+    """Accuracy, balanced accuracy, macro-F1 and per-class scores of MODEL on DATA."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from mien.data.datasets import LabelSpec, open_dataset
+    from mien.evaluation.evaluate import evaluate, select_split
+    from mien.evaluation.tables import metrics_table, summary_line
+    from mien.models.loading import load_classifier
+
+    spec = LabelSpec.parse(label_map=label_map, ignore=ignore)
+    classifier = load_classifier(model)
+    split_name, dataset = select_split(open_dataset(data), split, source=str(data))
+
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task(f"evaluating {split_name}", total=len(dataset))
+        result = evaluate(
+            classifier, dataset, spec, tta=tta, batch_size=batch_size, model_name=model,
+            data_name=str(data), split=split_name,
+            progress=lambda done: bar.update(task, completed=done),
+        )
+
+    out = Console()
+    out.print(summary_line(result))
+    out.print(metrics_table(result.metrics))
+    if result.unreadable:
+        err.print(f"[yellow]{len(result.unreadable)} unreadable image(s) skipped[/], e.g. "
+                  f"{result.unreadable[0].error}")
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.to_json(), indent=1))
+        out.print(f"metrics written to {json_path}")
+    if report is not None:
+        from mien.evaluation.report import write_report
+
+        run_dir = Path(model) if Path(model).is_dir() else None
+        html = write_report(result, report, run_dir=run_dir)
+        out.print(f"report written to {html}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_command)

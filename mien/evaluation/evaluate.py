@@ -1,0 +1,236 @@
+"""Score a classifier on a labelled dataset: class mapping, batched streaming, test-time
+augmentation, unreadable files, timing, and the JSON record of the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from mien.data.datasets import ImageDataset, LabelSpec
+from mien.errors import DatasetError, ImageReadError, MienError
+from mien.evaluation.metrics import ClassificationMetrics, classification_metrics
+
+
+class Classifier(Protocol):
+    """What `mien.models.loading.load_classifier` returns (see docs/design.md)."""
+
+    name: str
+    labels: tuple[str, ...]
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+def _hflip(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img[:, ::-1])
+
+
+# Test-time augmentation: the views whose probabilities are averaged per image.
+TTA_VIEWS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
+    "none": (lambda img: img,),
+    "flip": (lambda img: img, _hflip),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    source: str
+    error: str
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """One classifier scored on one dataset. Arrays are per scored sample (unreadable images
+    excluded); `indices` point into the (relabelled) dataset that was scored."""
+
+    model: str
+    data: str
+    metrics: ClassificationMetrics
+    y_true: np.ndarray  # (N,) int64, indices into metrics.labels
+    proba: np.ndarray  # (N, C) float32
+    indices: np.ndarray  # (N,) int64
+    sources: tuple[str, ...]
+    unreadable: tuple[Unreadable, ...]
+    seconds: float
+    tta: str = "none"
+    split: str | None = None
+    dataset: ImageDataset | None = field(default=None, repr=False)  # what `indices` point into
+
+    def image(self, row: int, mode: str | None = "rgb") -> np.ndarray:
+        """The image of scored sample `row` (for thumbnails)."""
+        if self.dataset is None:
+            raise ValueError("this evaluation kept no dataset to load images from")
+        return self.dataset.load(int(self.indices[row]), mode)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.metrics.labels
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+    @property
+    def images_per_second(self) -> float:
+        return self.metrics.n / self.seconds if self.seconds > 0 else float("inf")
+
+    def to_json(self) -> dict:
+        """The documented `mien evaluate --json` record (extra keys after the required ones)."""
+        m = self.metrics
+        out = {
+            "model": self.model,
+            "data": self.data,
+            "n": m.n,
+            "accuracy": m.accuracy,
+            "balanced_accuracy": m.balanced_accuracy,
+            "macro_f1": m.macro_f1,
+            "labels": list(m.labels),
+            "per_class": {c.label: c.to_dict() for c in m.per_class},
+            "confusion": [list(row) for row in m.confusion],
+            "seconds": self.seconds,
+            "images_per_second": self.images_per_second,
+            "split": self.split,
+            "tta": self.tta,
+            "unreadable": [{"source": u.source, "error": u.error} for u in self.unreadable],
+        }
+        for k, value in m.top_k:
+            out[f"top{k}_accuracy"] = value
+        return out
+
+    def mistakes(self, limit: int = 24) -> list[int]:
+        """Rows of the most confident wrong predictions, most confident first."""
+        pred = self.y_pred
+        wrong = np.flatnonzero(pred != self.y_true)
+        conf = self.proba[wrong, pred[wrong]]
+        return wrong[np.argsort(-conf, kind="stable")][:limit].tolist()
+
+
+def map_to_model_labels(
+    dataset: ImageDataset, model_labels: Sequence[str], label_spec: LabelSpec | None = None
+) -> ImageDataset:
+    """Relabel `dataset` so its label indices index `model_labels`. A dataset class that is not
+    a model label, after `label_spec`'s renames and drops, is an error naming it."""
+    if label_spec is not None and not label_spec.is_identity:
+        dataset = dataset.relabel(label_spec)
+    model_labels = tuple(model_labels)
+    counts = dataset.counts()
+    # A class with no images (e.g. a FER2013 class absent from one split) needs no mapping.
+    unknown = [c for c in dataset.classes if c not in model_labels and counts[c] > 0]
+    if unknown:
+        first = unknown[0]
+        raise DatasetError(
+            f"dataset class {', '.join(map(repr, unknown))} is not a label of the model "
+            f"(labels: {', '.join(model_labels)}); map it with --label-map {first}=<label> "
+            f"or drop it with --ignore {first}"
+        )
+    if len(dataset) == 0:
+        raise DatasetError(f"{dataset.name}: no images left to evaluate after --ignore")
+    index = np.array([model_labels.index(c) if c in model_labels else -1 for c in dataset.classes],
+                     dtype=np.int64)
+    return ImageDataset(model_labels, dataset.sources, index[dataset.labels],
+                        arrays=dataset.arrays, name=dataset.name)
+
+
+def evaluate(
+    classifier: Classifier,
+    dataset: ImageDataset,
+    label_spec: LabelSpec | None = None,
+    tta: str | None = None,
+    batch_size: int = 64,
+    *,
+    model_name: str | None = None,
+    data_name: str | None = None,
+    split: str | None = None,
+    top_k: Sequence[int] = (2,),
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Run `classifier` over every image of `dataset` in batches and score it.
+
+    Unreadable images are listed in the result and skipped, not fatal. `seconds` is the wall
+    time of decoding plus prediction, so images/s is the end-to-end throughput. `progress`
+    is called with the number of images handled after each batch.
+    """
+    tta = tta or "none"
+    if tta not in TTA_VIEWS:
+        raise MienError(f"--tta {tta!r}: choose one of {', '.join(TTA_VIEWS)}")
+    if batch_size < 1:
+        raise MienError(f"--batch-size {batch_size}: use a positive number")
+    labels = tuple(classifier.labels)
+    ds = map_to_model_labels(dataset, labels, label_spec)
+    views = TTA_VIEWS[tta]
+    preprocess = getattr(classifier, "preprocess", None)
+    mode = getattr(preprocess, "color", "rgb")  # decode straight to what the model eats
+
+    probas: list[np.ndarray] = []
+    kept: list[int] = []
+    unreadable: list[Unreadable] = []
+    start = time.perf_counter()
+    for lo in range(0, len(ds), batch_size):
+        images, rows = [], []
+        for i in range(lo, min(lo + batch_size, len(ds))):
+            try:
+                images.append(ds.load(i, mode))
+            except ImageReadError as exc:
+                unreadable.append(Unreadable(ds.sources[i], str(exc)))
+                continue
+            rows.append(i)
+        if images:
+            p = np.zeros((len(images), len(labels)), dtype=np.float64)
+            for view in views:
+                p += _checked_proba(classifier, [view(im) for im in images], len(labels))
+            probas.append((p / len(views)).astype(np.float32))
+            kept += rows
+        if progress is not None:
+            progress(min(lo + batch_size, len(ds)))
+    seconds = time.perf_counter() - start
+    if not kept:
+        raise DatasetError(f"{ds.name}: none of the {len(ds)} images could be read")
+
+    idx = np.asarray(kept, dtype=np.int64)
+    proba = np.concatenate(probas)
+    y_true = ds.labels[idx]
+    k_ok = tuple(k for k in top_k if 1 < k < len(labels))
+    metrics = classification_metrics(y_true, proba.argmax(axis=1), labels, proba=proba, top_k=k_ok)
+    return Evaluation(
+        model=model_name or getattr(classifier, "name", type(classifier).__name__),
+        data=data_name or ds.name,
+        metrics=metrics,
+        y_true=y_true,
+        proba=proba,
+        indices=idx,
+        sources=tuple(ds.sources[i] for i in kept),
+        unreadable=tuple(unreadable),
+        seconds=seconds,
+        tta=tta,
+        split=split,
+        dataset=ds,
+    )
+
+
+def select_split(splits: Mapping[str, ImageDataset], split: str | None = None,
+                 *, source: str = "") -> tuple[str, ImageDataset]:
+    """The split to evaluate: the one asked for, else test, else val, else the only one."""
+    if split is not None:
+        if split not in splits:
+            raise DatasetError(
+                f"{source}: no split {split!r}; it has {', '.join(splits)} (choose with --split)"
+            )
+        return split, splits[split]
+    for name in ("test", "val", "all"):
+        if name in splits:
+            return name, splits[name]
+    name = next(iter(splits))
+    return name, splits[name]
+
+
+def _checked_proba(classifier: Classifier, images: list[np.ndarray], num_classes: int):
+    p = np.asarray(classifier.predict_proba(images))
+    if p.shape != (len(images), num_classes):
+        raise MienError(
+            f"model {getattr(classifier, 'name', '?')} returned probabilities of shape {p.shape}, "
+            f"expected {(len(images), num_classes)}"
+        )
+    return p

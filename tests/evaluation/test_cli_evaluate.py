@@ -1,0 +1,54 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mien.cli.main import app, main
+from mien.errors import DatasetError
+
+runner = CliRunner()
+
+
+def test_evaluate_prints_table_and_writes_json(folder, fake_loader, tmp_path):
+    out = tmp_path / "out" / "m.json"
+    result = runner.invoke(app, ["evaluate", "bright-model", str(folder), "--batch-size", "3",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "accuracy 0.8000" in result.output
+    for label in ("dark", "mid", "bright"):
+        assert label in result.output
+    assert fake_loader["bright-model"].batches == [3, 3, 3, 1]
+    record = json.loads(out.read_text())
+    assert record["model"] == "bright-model"
+    assert record["data"] == str(folder)
+    assert record["split"] == "all"
+    assert record["confusion"] == [[2, 1, 0], [0, 2, 1], [0, 0, 4]]
+    assert len(record["unreadable"]) == 1
+
+
+def test_evaluate_label_options_and_split(tmp_path, fake_loader):
+    from eval_fakes import make_folder
+
+    for split in ("train", "val"):
+        make_folder(tmp_path / "t" / split, {"black": [20], "mid": [128], "x": [1]})
+    args = ["evaluate", "m", str(tmp_path / "t"), "--json", str(tmp_path / "r.json")]
+    bad = runner.invoke(app, args)
+    assert isinstance(bad.exception, DatasetError)
+    ok = runner.invoke(app, args + ["--label-map", "black=dark", "--ignore", "x",
+                                    "--split", "train", "--tta", "flip"])
+    assert ok.exit_code == 0, ok.output
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert (record["split"], record["tta"], record["n"]) == ("train", "flip", 2)
+    assert record["per_class"]["bright"]["recall"] is None
+
+
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, fake_loader, capsys):
+    from eval_fakes import make_folder
+
+    make_folder(tmp_path / "d", {"contempt": [10]})
+    with pytest.raises(SystemExit) as exit_info:
+        main(["evaluate", "m", str(tmp_path / "d")])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: dataset class 'contempt'") and "--ignore contempt" in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
