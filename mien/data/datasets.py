@@ -22,9 +22,17 @@ from mien.errors import DatasetError
 
 SPLIT_NAMES = ("train", "val", "test")
 # Folder names people use for the validation split, mapped to ours.
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-                 "validation": "val", "publictest": "val", "test": "test",
-                 "privatetest": "test", "testing": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "publictest": "val",
+    "test": "test",
+    "privatetest": "test",
+    "testing": "test",
+}
 FER_USAGE = {"Training": "train", "PublicTest": "val", "PrivateTest": "test"}
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -127,9 +135,15 @@ class LabelSpec:
             n = self.merge.get(n, n)
             final.append(None if n in self.ignore or name in self.ignore else n)
         present = [n for n in dict.fromkeys(final) if n is not None]
-        for src, dst in list(self.merge.items()) + list(self.label_map.items()):
-            if src not in names and src not in present and dst not in names:
-                raise DatasetError(f"class {src!r} is not in this dataset (classes: {', '.join(names)})")
+        # A label map harmonises several datasets, so a name one of them lacks is fine; a merge
+        # or ignore names this dataset's classes, so a typo there must not pass silently.
+        renamed = {self.label_map.get(n, n) for n in names}
+        for src in list(self.merge) + sorted(self.ignore):
+            if src not in names and src not in renamed:
+                raise DatasetError(
+                    f"class {src!r} is not in this dataset (classes: {', '.join(names)}); "
+                    "check the spelling"
+                )
         if self.classes:
             missing = [c for c in self.classes if c not in present]
             if missing:
@@ -169,7 +183,9 @@ def _parse_pairs(value: str | Mapping[str, str] | None, option: str) -> dict[str
 class DatasetSplits(dict):
     """{split name: ImageDataset}, plus where the splits came from."""
 
-    def __init__(self, splits: Mapping[str, ImageDataset], root: str, split_record: dict | None = None):
+    def __init__(
+        self, splits: Mapping[str, ImageDataset], root: str, split_record: dict | None = None
+    ):
         super().__init__(splits)
         self.root = root
         self.split_record = split_record  # how a single folder was split, for repeating it
@@ -183,7 +199,9 @@ def _class_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def scan_class_folder(root: str | os.PathLike, *, name: str = "", allow_empty_class: bool = False) -> ImageDataset:
+def scan_class_folder(
+    root: str | os.PathLike, *, name: str = "", allow_empty_class: bool = False
+) -> ImageDataset:
     """`ROOT/<class>/*` (images found recursively under each class folder)."""
     root = Path(root)
     if not root.is_dir():
@@ -229,7 +247,7 @@ def stratified_split(
         if len(idx) < 2:
             continue  # a one-image class stays in train
         rng.shuffle(idx)
-        k = max(1, int(round(len(idx) * val_fraction)))
+        k = min(len(idx) - 1, max(1, int(round(len(idx) * val_fraction))))
         val_idx.extend(idx[:k].tolist())
     val_set = set(val_idx)
     train_idx = [i for i in range(len(ds)) if i not in val_set]
@@ -258,10 +276,12 @@ def apply_split_record(ds: ImageDataset, record: Mapping) -> tuple[ImageDataset,
 
 def read_fer_csv(path: str | os.PathLike, usages: Iterable[str] | None = None) -> DatasetSplits:
     """The original FER2013 CSV (`emotion,pixels,Usage`), streamed row by row into one uint8
-    array per split. A bad row raises DatasetError naming the row."""
+    buffer per split (the file is never held in memory). A bad row raises DatasetError naming
+    the row."""
     path = Path(path)
     wanted = set(usages) if usages else None
-    rows: dict[str, list[np.ndarray]] = {}
+    buffers: dict[str, bytearray] = {}
+    sides: dict[str, int] = {}
     ys: dict[str, list[int]] = {}
     srcs: dict[str, list[str]] = {}
     try:
@@ -270,7 +290,10 @@ def read_fer_csv(path: str | os.PathLike, usages: Iterable[str] | None = None) -
         raise DatasetError(f"{path}: cannot open ({exc.strerror}); check the path") from exc
     with fh:
         reader = csv.reader(fh)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{path}: not a CSV file ({exc}); give the FER2013 CSV") from exc
         if header is None:
             raise DatasetError(f"{path}: empty CSV; expected a header emotion,pixels,Usage")
         cols = [h.strip().lower() for h in header]
@@ -280,7 +303,17 @@ def read_fer_csv(path: str | os.PathLike, usages: Iterable[str] | None = None) -
             )
         ie, ip = cols.index("emotion"), cols.index("pixels")
         iu = cols.index("usage") if "usage" in cols else None
-        for lineno, row in enumerate(reader, start=2):
+        lineno = 1
+        while True:
+            try:
+                row = next(reader, None)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise DatasetError(
+                    f"{path}:row {reader.line_num}: unreadable CSV ({exc}); fix or delete the row"
+                ) from exc
+            if row is None:
+                break
+            lineno += 1
             if not row:
                 continue
             where = f"{path}:row {lineno}"
@@ -289,11 +322,20 @@ def read_fer_csv(path: str | os.PathLike, usages: Iterable[str] | None = None) -
                 usage = row[iu].strip() if iu is not None else "Training"
                 pixels = np.array(row[ip].split(), dtype=np.int32)
             except (IndexError, ValueError) as exc:
-                raise DatasetError(f"{where}: malformed row ({exc}); fix or delete the row") from exc
+                raise DatasetError(
+                    f"{where}: malformed row ({exc}); fix or delete the row"
+                ) from exc
             if not 0 <= label < len(FER_CLASSES):
-                raise DatasetError(f"{where}: emotion {label} is not in 0..6; fix or delete the row")
+                raise DatasetError(
+                    f"{where}: emotion {label} is not in 0..6; fix or delete the row"
+                )
             side = int(round(np.sqrt(pixels.size)))
-            if side * side != pixels.size or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
+            if (
+                pixels.size == 0
+                or side * side != pixels.size
+                or pixels.min() < 0
+                or pixels.max() > 255
+            ):
                 raise DatasetError(
                     f"{where}: pixels must be a square image of values 0..255 "
                     f"(got {pixels.size} values); fix or delete the row"
@@ -305,19 +347,39 @@ def read_fer_csv(path: str | os.PathLike, usages: Iterable[str] | None = None) -
                 )
             if wanted and split not in wanted:
                 continue
-            rows.setdefault(split, []).append(pixels.astype(np.uint8).reshape(side, side))
+            if sides.setdefault(split, side) != side:
+                raise DatasetError(
+                    f"{where}: a {side}x{side} image among {sides[split]}x{sides[split]} ones in "
+                    f"{usage}; resize it or delete the row"
+                )
+            buffers.setdefault(split, bytearray()).extend(pixels.astype(np.uint8).tobytes())
             ys.setdefault(split, []).append(label)
             srcs.setdefault(split, []).append(where)
-    if not rows:
+    if not buffers:
         raise DatasetError(f"{path}: no image rows found")
     splits = {}
-    for split in (s for s in SPLIT_NAMES if s in rows):
-        try:
-            arrays = np.stack(rows.pop(split))
-        except ValueError as exc:
-            raise DatasetError(f"{path}: rows of different image sizes in split {split}") from exc
-        splits[split] = ImageDataset(FER_CLASSES, srcs[split], ys[split], arrays=arrays, name=path.stem)
+    for split in (s for s in SPLIT_NAMES if s in buffers):
+        side = sides[split]
+        arrays = np.frombuffer(buffers.pop(split), dtype=np.uint8).reshape(-1, side, side)
+        splits[split] = ImageDataset(
+            FER_CLASSES, srcs[split], ys[split], arrays=arrays, name=path.stem
+        )
     return DatasetSplits(splits, str(path))
+
+
+def split_folders(root: str | os.PathLike) -> dict[str, Path]:
+    """The split folders of `ROOT/{train,val,test}/<class>/*` keyed by our split names, or
+    {"all": ROOT} for `ROOT/<class>/*`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder; give a folder laid out as ROOT/<class>/<images>")
+    subdirs = _class_dirs(root)
+    split_dirs = {
+        SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES
+    }
+    if split_dirs and len(split_dirs) == len(subdirs):
+        return {s: split_dirs[s] for s in SPLIT_NAMES if s in split_dirs}
+    return {"all": root}
 
 
 def open_dataset(
@@ -327,31 +389,51 @@ def open_dataset(
     val_fraction: float = 0.1,
     seed: int = 0,
     split_record: Mapping | None = None,
+    attribute: str | None = None,
 ) -> DatasetSplits:
     """Open a dataset in any layout mien reads:
 
     - a FER2013 CSV file: splits from its Usage column;
+    - a CelebA folder (`list_attr_celeba.txt` + `img_align_celeba/`) with `attribute`:
+      one split "all" of no_<attribute> / <attribute>;
     - `ROOT/{train,val,test}/<class>/*`: those splits;
     - `ROOT/<class>/*`: one split "all" (use `split_train_val` for a seeded stratified split).
     """
+    from mien.data import celeba
+
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")
-    if p.is_file():
+    if attribute is not None or celeba.is_celeba(p):
+        if attribute is None:
+            raise DatasetError(
+                f"{p}: a CelebA folder; choose an attribute to classify, e.g. Eyeglasses or Smiling"
+            )
+        splits = DatasetSplits({"all": celeba.open_celeba(p, attribute)}, str(p))
+    elif p.is_file():
         if p.suffix.lower() == ".csv":
             splits = read_fer_csv(p)
         else:
-            raise DatasetError(f"{p}: not a dataset; give a folder of class folders or a FER2013 CSV")
-    else:
-        subdirs = _class_dirs(p)
-        split_dirs = {SPLIT_ALIASES[d.name.lower()]: d for d in subdirs if d.name.lower() in SPLIT_ALIASES}
-        if split_dirs and len(split_dirs) == len(subdirs):
-            splits = _align_classes(
-                {s: scan_class_folder(d, name=f"{p.name}/{d.name}", allow_empty_class=True)
-                 for s, d in split_dirs.items()}
+            raise DatasetError(
+                f"{p}: not a dataset; give a folder of class folders or a FER2013 CSV"
             )
-        else:
+    else:
+        folders = split_folders(p)
+        if "all" in folders:
             splits = {"all": scan_class_folder(p)}
+        else:
+            splits = _align_classes(
+                {
+                    s: scan_class_folder(d, name=f"{p.name}/{d.name}", allow_empty_class=True)
+                    for s, d in folders.items()
+                }
+            )
+            for c in next(iter(splits.values())).classes:
+                if sum(ds.counts()[c] for ds in splits.values()) == 0:
+                    raise DatasetError(
+                        f"{p}: class folder {c!r} has no image files in any split; "
+                        "add images or remove it"
+                    )
         splits = DatasetSplits(splits, str(p))
     if labels is not None and not labels.is_identity:
         splits = DatasetSplits(
@@ -364,13 +446,18 @@ def open_dataset(
 
 
 def split_train_val(
-    splits: DatasetSplits, *, val_fraction: float = 0.1, seed: int = 0, record: Mapping | None = None
-) -> tuple[ImageDataset, ImageDataset | None, dict | None]:
-    """Train and validation sets from whatever splits exist; a single folder is split
-    (stratified, seeded) and the record of that split is returned for the run folder."""
-    if "train" in splits:
-        return splits["train"], splits.get("val"), None
-    ds = splits.get("all") or next(iter(splits.values()))
+    splits: DatasetSplits,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    record: Mapping | None = None,
+) -> tuple[ImageDataset, ImageDataset, dict | None]:
+    """Train and validation sets from whatever splits exist. A dataset without a validation
+    split (a single folder, or a tree with only train) has its training images split
+    (stratified, seeded); the record of that split is returned for the run folder."""
+    if "train" in splits and "val" in splits:
+        return splits["train"], splits["val"], None
+    ds = splits["train"] if "train" in splits else splits.get("all") or next(iter(splits.values()))
     if record is not None:
         train, val = apply_split_record(ds, record)
         return train, val, dict(record)

@@ -78,8 +78,18 @@ def decode_image(
         raise
     except FileNotFoundError as exc:
         raise ImageReadError(f"{label}: file not found; check the path") from exc
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(f"{label}: not a readable image ({exc}); remove or replace it") from exc
+    except IsADirectoryError as exc:
+        raise ImageReadError(f"{label}: is a folder, not an image file; give a file") from exc
+    except PermissionError as exc:
+        raise ImageReadError(f"{label}: permission denied; make the file readable") from exc
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ) as exc:
+        raise ImageReadError(
+            f"{label}: not a readable image ({exc}); remove or replace it"
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(
             f"{label}: corrupt or truncated image ({exc}); remove or replace it"

@@ -1,0 +1,99 @@
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mien.data.io import convert_color, decode_image, is_image_path, read_image
+from mien.errors import ImageReadError, MienError
+
+
+def test_png_with_alpha_composited_on_white(tmp_path):
+    rgba = np.zeros((4, 6, 4), np.uint8)
+    rgba[..., 0] = 200  # red, fully transparent on the left half
+    rgba[:, 3:, 3] = 255
+    path = tmp_path / "a.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    out = read_image(path)
+    assert out.dtype == np.uint8 and out.shape == (4, 6, 3)
+    assert np.all(out[:, :3] == 255)  # transparent -> white, not black
+    assert np.all(out[:, 3:] == [200, 0, 0])
+
+
+def test_16bit_png_scaled_to_8bit(tmp_path):
+    arr = np.array([[0, 32768, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(arr).save(path)
+    assert Image.open(path).mode.startswith("I")
+    gray = read_image(path, "gray")
+    assert gray.dtype == np.uint8 and gray.tolist() == [[0, 128, 255]]
+    assert read_image(path).shape == (1, 3, 3)
+
+
+def test_cmyk_jpeg_reads_as_rgb(tmp_path):
+    rgb = np.zeros((16, 16, 3), np.uint8)
+    rgb[:, :8] = (220, 30, 30)
+    rgb[:, 8:] = (30, 30, 220)
+    path = tmp_path / "cmyk.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(path, quality=95)
+    assert Image.open(path).mode == "CMYK"
+    out = read_image(path)
+    assert out.shape == (16, 16, 3)
+    left, right = out[:, :6].reshape(-1, 3).mean(0), out[:, 10:].reshape(-1, 3).mean(0)
+    assert left[0] > 150 > left[2] and right[2] > 150 > right[0]
+
+
+def test_exif_rotation_applied(tmp_path):
+    # Stored 8 wide x 4 tall with a bright left column; orientation 6 = display rotated 90 CW.
+    arr = np.zeros((4, 8), np.uint8)
+    arr[:, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "rot.jpg"
+    Image.fromarray(arr).save(path, exif=exif, quality=100)
+    out = read_image(path, "gray")
+    assert out.shape == (8, 4)
+    assert out[0].mean() > 200 and out[-1].mean() < 50  # left column became the top row
+    assert read_image(path, None).shape == (8, 4)
+
+
+def test_truncated_file_names_the_file(tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).save(buf, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageReadError, match="cut.jpg.*truncated"):
+        read_image(path)
+
+
+def test_non_image_and_missing_files(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("not an image")
+    with pytest.raises(ImageReadError, match="notes.jpg") as info:
+        read_image(path)
+    assert isinstance(info.value, MienError) and "\n" not in str(info.value)
+    with pytest.raises(ImageReadError, match="missing.png: file not found"):
+        read_image(tmp_path / "missing.png")
+    with pytest.raises(ImageReadError, match="is a folder"):
+        read_image(tmp_path)
+    with pytest.raises(ImageReadError, match="upload.bin"):
+        decode_image(b"garbage", name="upload.bin")
+
+
+def test_decode_bytes_and_pixel_limit():
+    buf = io.BytesIO()
+    Image.fromarray(np.full((10, 20), 9, np.uint8)).save(buf, "PNG")
+    out = decode_image(buf.getvalue(), "gray")
+    assert out.shape == (10, 20) and np.all(out == 9)
+    with pytest.raises(ImageReadError, match="exceeds the limit"):
+        decode_image(buf.getvalue(), max_pixels=100)
+
+
+def test_convert_color_and_suffixes():
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 1] = 255
+    assert convert_color(rgb, "gray").tolist() == [[150, 150], [150, 150]]
+    assert convert_color(rgb[..., :1], "rgb").shape == (2, 2, 3)
+    with pytest.raises(ValueError):
+        convert_color(rgb, "bgr")
+    assert is_image_path("A.JPG") and not is_image_path("labels.csv")
