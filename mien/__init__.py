@@ -10,7 +10,7 @@ import logging
 from mien.types import Box, Face, Prediction
 
 __version__ = "0.1.0"
-__all__ = ["Box", "Face", "Prediction", "__version__", "open_dataset"]
+__all__ = ["Box", "Face", "Prediction", "__version__", "analyze", "open_dataset"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -20,3 +20,18 @@ def open_dataset(*args, **kwargs):
     from mien.data.datasets import open_dataset as _open
 
     return _open(*args, **kwargs)
+
+
+_default_pipelines: dict = {}
+
+
+def analyze(image_or_path, *, detector: str | None = None, attributes=None) -> list[Face]:
+    """Faces in one picture (path, encoded bytes or uint8 RGB array), best first, each with its
+    attributes (every installed bundled classifier unless `attributes` names others).
+    The pipeline is built on first use and reused; see `mien.inference.Pipeline` for more."""
+    from mien.inference.pipeline import Pipeline
+
+    key = (detector, tuple(attributes) if attributes is not None else None)
+    if key not in _default_pipelines:
+        _default_pipelines[key] = Pipeline(detector, attributes)
+    return _default_pipelines[key].analyze(image_or_path)
