@@ -142,6 +142,20 @@ def classification_metrics(
     fixes the confusion matrix rows and columns). `proba` (N, C) enables top-k accuracy."""
     labels = tuple(labels)
     cm = confusion_matrix(y_true, y_pred, len(labels))
+    topk = ()
+    if proba is not None and top_k:
+        topk = tuple((int(k), top_k_accuracy(y_true, proba, int(k))) for k in top_k)
+    return metrics_from_confusion(cm, labels, top_k=topk)
+
+
+def metrics_from_confusion(
+    cm: np.ndarray, labels: Sequence[str], *, top_k: tuple[tuple[int, float], ...] = ()
+) -> ClassificationMetrics:
+    """The same metrics from a confusion matrix alone (e.g. one saved by training)."""
+    labels = tuple(labels)
+    cm = np.asarray(cm, dtype=np.int64)
+    if cm.shape != (len(labels), len(labels)):
+        raise ValueError(f"confusion matrix of shape {cm.shape} for {len(labels)} labels")
     n = int(cm.sum())
     if n == 0:
         raise ValueError("no samples to score")
@@ -151,9 +165,6 @@ def classification_metrics(
                      int(cm[i].sum()), int(cm[:, i].sum()))
         for i, label in enumerate(labels)
     )
-    topk = ()
-    if proba is not None and top_k:
-        topk = tuple((int(k), top_k_accuracy(y_true, proba, int(k))) for k in top_k)
     return ClassificationMetrics(
         labels=labels,
         n=n,
@@ -162,5 +173,5 @@ def classification_metrics(
         macro_f1=macro_f1(cm),
         per_class=per_class,
         confusion=tuple(tuple(int(v) for v in row) for row in cm),
-        top_k=topk,
+        top_k=top_k,
     )

@@ -52,3 +52,15 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, fake_loader, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: dataset class 'contempt'") and "--ignore contempt" in err
     assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_report_option_for_a_run_folder(folder, fake_loader, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: fer-a\n")
+    result = runner.invoke(app, ["evaluate", str(run), str(folder),
+                                 "--report", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Training run" in page and "model: fer-a" in page
+    assert (tmp_path / "r" / "mistakes.png").stat().st_size > 1000

@@ -105,3 +105,12 @@ def test_matches_sklearn_on_random_predictions():
     np.testing.assert_array_equal(
         m.confusion_matrix, sk.confusion_matrix(y_true, y_pred, labels=list(range(c)))
     )
+
+
+def test_metrics_from_confusion_equal_those_from_labels():
+    from mien.evaluation.metrics import metrics_from_confusion
+
+    cm = confusion_matrix(Y_TRUE, Y_PRED, 5)
+    assert metrics_from_confusion(cm, LABELS) == classification_metrics(Y_TRUE, Y_PRED, LABELS)
+    with pytest.raises(ValueError, match="shape"):
+        metrics_from_confusion(cm, LABELS[:4])
