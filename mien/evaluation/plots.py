@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -32,7 +32,7 @@ def confusion_png(cm: np.ndarray, labels: Sequence[str], *, normalize: bool = Fa
     k = len(labels)
     rows = cm.sum(axis=1, keepdims=True)
     share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig = _figure(1.6 + 0.75 * k, 1.2 + 0.65 * k)
+    fig = new_figure(1.6 + 0.75 * k, 1.2 + 0.65 * k)
     ax = fig.subplots()
     ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -54,7 +54,7 @@ def class_counts_png(labels: Sequence[str], support: Sequence[int],
     """Per class, how many images are of it against how many were predicted as it."""
     k = len(labels)
     x = np.arange(k)
-    fig = _figure(max(5.0, 1.0 + 0.8 * k), 3.6)
+    fig = new_figure(max(5.0, 1.0 + 0.8 * k), 3.6)
     ax = fig.subplots()
     ax.bar(x - 0.2, support, 0.4, label="actual")
     ax.bar(x + 0.2, predicted, 0.4, label="predicted")
@@ -73,7 +73,7 @@ def image_grid_png(images: Sequence[np.ndarray], captions: Sequence[str], *,
     n = max(len(images), 1)
     cols = min(cols, n)
     rows = -(-n // cols)
-    fig = _figure(1.7 * cols, 1.95 * rows)
+    fig = new_figure(1.7 * cols, 1.95 * rows)
     for i, ax in enumerate(fig.subplots(rows, cols, squeeze=False).ravel()):
         ax.axis("off")
         if i < len(images):
@@ -88,7 +88,7 @@ def curves_png(history: Sequence[dict]) -> bytes:
     """Training curves: every `train_X` / `val_X` series of a run's per-epoch history."""
     keys = sorted({k.split("_", 1)[1] for h in history for k in h
                    if k.startswith(("train_", "val_"))})
-    fig = _figure(5 * max(len(keys), 1), 3.6)
+    fig = new_figure(5 * max(len(keys), 1), 3.6)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     for ax, key in zip(np.atleast_1d(fig.subplots(1, max(len(keys), 1))), keys, strict=False):
         for split in ("train", "val"):
