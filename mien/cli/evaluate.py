@@ -26,12 +26,14 @@ def evaluate_command(
         help="Write an HTML report and its PNGs to this folder.")] = None,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1 and per-class scores of MODEL on DATA."""
+    import dataclasses
     import json
 
     from rich.console import Console
     from rich.progress import Progress
 
     from mien.data.datasets import LabelSpec, open_dataset
+    from mien.evaluation.compare import model_facts
     from mien.evaluation.evaluate import evaluate, select_split
     from mien.evaluation.tables import metrics_table, summary_line
     from mien.models.loading import load_classifier
@@ -40,6 +42,7 @@ def evaluate_command(
     classifier = load_classifier(model)
     split_name, dataset = select_split(open_dataset(data), split, source=str(data))
 
+    facts = model_facts(model)
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(f"evaluating {split_name}", total=len(dataset))
@@ -48,6 +51,7 @@ def evaluate_command(
             data_name=str(data), split=split_name,
             progress=lambda done: bar.update(task, completed=done),
         )
+    result = dataclasses.replace(result, model_facts=facts)
 
     out = Console()
     out.print(summary_line(result))

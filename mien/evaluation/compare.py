@@ -83,6 +83,23 @@ def parameter_count(path: str | os.PathLike) -> int:
                    if k != "__metadata__" and not k.endswith(_BUFFER_SUFFIXES)))
 
 
+def model_facts(spec: str | os.PathLike) -> dict[str, float]:
+    """What a model's files tell beyond its predictions: `parameters` (from a safetensors
+    checkpoint) and `train_seconds` (from a run folder's metrics.json). Empty for a bundled
+    name or an ONNX file."""
+    p = Path(spec)
+    facts: dict[str, float] = {}
+    weights = p / "model.safetensors" if p.is_dir() else p
+    if weights.suffix == ".safetensors" and weights.is_file():
+        facts["parameters"] = parameter_count(weights)
+    metrics = p / "metrics.json" if p.is_dir() else None
+    if metrics is not None and metrics.is_file():
+        train_seconds = _read_json(metrics).get("train_seconds")
+        if train_seconds is not None:
+            facts["train_seconds"] = float(train_seconds)
+    return facts
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

@@ -58,6 +58,7 @@ class Evaluation:
     tta: str = "none"
     split: str | None = None
     dataset: ImageDataset | None = field(default=None, repr=False)  # what `indices` point into
+    model_facts: Mapping[str, float] = field(default_factory=dict)  # parameters, train_seconds
 
     def image(self, row: int, mode: str | None = "rgb") -> np.ndarray:
         """The image of scored sample `row` (for thumbnails)."""
@@ -98,6 +99,7 @@ class Evaluation:
         }
         for k, value in m.top_k:
             out[f"top{k}_accuracy"] = value
+        out.update(self.model_facts)
         return out
 
     def mistakes(self, limit: int = 24) -> list[int]:

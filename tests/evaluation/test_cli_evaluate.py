@@ -58,9 +58,11 @@ def test_evaluate_report_option_for_a_run_folder(folder, fake_loader, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("model: fer-a\n")
-    result = runner.invoke(app, ["evaluate", str(run), str(folder),
-                                 "--report", str(tmp_path / "r")])
+    (run / "metrics.json").write_text('{"train_seconds": 12.5, "history": []}')
+    result = runner.invoke(app, ["evaluate", str(run), str(folder), "--json",
+                                 str(tmp_path / "e.json"), "--report", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Training run" in page and "model: fer-a" in page
     assert (tmp_path / "r" / "mistakes.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "e.json").read_text())["train_seconds"] == 12.5

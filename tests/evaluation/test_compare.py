@@ -8,7 +8,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mien.cli.main import app
-from mien.evaluation.compare import CompareError, load_entries, load_entry, parameter_count
+from mien.evaluation.compare import (
+    CompareError,
+    load_entries,
+    load_entry,
+    model_facts,
+    parameter_count,
+)
 
 runner = CliRunner()
 
@@ -90,6 +96,10 @@ def test_parameter_count_skips_batchnorm_statistics(tmp_path):
                   "bn.num_batches_tracked": np.zeros((), np.int64),
                   "fc.weight": np.zeros((2, 8), np.float32)}, str(path), metadata={"mien": "{}"})
     assert parameter_count(path) == 72 + 8 + 16
+    (tmp_path / "metrics.json").write_text('{"train_seconds": 3.5}')
+    assert model_facts(tmp_path) == {"parameters": 96, "train_seconds": 3.5}
+    assert model_facts(path) == {"parameters": 96}
+    assert model_facts("expression") == {}
 
 
 def test_bad_entries_name_the_file(tmp_path):
