@@ -20,8 +20,9 @@ app = typer.Typer(
 from mien.cli import compare as _compare  # noqa: E402
 from mien.cli import data as _data  # noqa: E402
 from mien.cli import evaluate as _evaluate  # noqa: E402
+from mien.cli import train as _train  # noqa: E402
 
-for _module in (_data, _evaluate, _compare):
+for _module in (_data, _evaluate, _compare, _train):
     _module.register(app)
 
 

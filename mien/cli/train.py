@@ -1,0 +1,105 @@
+"""`mien train DATA --model NAME`: train a classifier into a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def train(
+    data: Annotated[
+        str | None, typer.Argument(help="Folder of class folders, train/val tree or FER2013 CSV.")
+    ] = None,
+    model: Annotated[
+        str | None, Opt("--model", "-m", help="Architecture (see `mien models`).")
+    ] = None,
+    val: Annotated[
+        str | None, Opt(help="Validation folder, or a fraction of DATA such as 0.1.")
+    ] = None,
+    config: Annotated[
+        Path | None, Opt("--config", "-c", help="YAML file of options; options given here win.")
+    ] = None,
+    out: Annotated[
+        str | None, Opt("--out", "-o", help="Run folder (default runs/MODEL-TIME).")
+    ] = None,
+    epochs: Annotated[int | None, Opt()] = None,
+    batch_size: Annotated[int | None, Opt()] = None,
+    lr: Annotated[float | None, Opt()] = None,
+    optimizer: Annotated[str | None, Opt(help="adam | sgd")] = None,
+    weight_decay: Annotated[float | None, Opt()] = None,
+    schedule: Annotated[str | None, Opt(help="none | step | cosine | onecycle")] = None,
+    warmup_epochs: Annotated[float | None, Opt()] = None,
+    patience: Annotated[
+        int | None, Opt(help="Early stopping after N epochs without progress.")
+    ] = None,
+    loss: Annotated[str | None, Opt(help="cross_entropy | squared_hinge | bce")] = None,
+    label_smoothing: Annotated[float | None, Opt()] = None,
+    class_weights: Annotated[str | None, Opt(help="none | balanced")] = None,
+    augment: Annotated[bool | None, Opt("--augment/--no-augment")] = None,
+    mirror_double: Annotated[
+        bool | None, Opt(help="Add the mirror of every training image.")
+    ] = None,
+    input_size: Annotated[str | None, Opt(help="HxW, e.g. 48x48.")] = None,
+    color: Annotated[str | None, Opt(help="gray | rgb")] = None,
+    equalize: Annotated[str | None, Opt(help="none | hist | clahe")] = None,
+    classes: Annotated[str | None, Opt(help="Keep these classes: happy,sad.")] = None,
+    merge: Annotated[str | None, Opt(help="Fold classes: disgust=angry.")] = None,
+    seed: Annotated[int | None, Opt()] = None,
+    repeats: Annotated[
+        int | None, Opt(help="Train N seeds into RUN/seed-K and report mean/std.")
+    ] = None,
+    device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
+    max_minutes: Annotated[float | None, Opt(help="Training-time budget in minutes.")] = None,
+    transfer_from: Annotated[
+        str | None, Opt("--from", help="Start from a run folder, checkpoint or shipped model.")
+    ] = None,
+    freeze: Annotated[
+        bool | None, Opt("--freeze/--no-freeze", help="With --from: train only the head.")
+    ] = None,
+    backbone_lr_mult: Annotated[float | None, Opt()] = None,
+    strict: Annotated[
+        bool | None, Opt("--strict/--no-strict", help="Stop at the first unreadable image.")
+    ] = None,
+    resume: Annotated[Path | None, Opt(help="Continue the run in this folder.")] = None,
+    quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a classifier; the run folder gets weights, ONNX, metrics and plots."""
+    options = {k: v for k, v in locals().items() if k not in ("config", "resume", "quiet")}
+    from mien.errors import MienError
+    from mien.training.config import resolve_config
+
+    if resume is not None:
+        if config is not None:
+            raise MienError("--resume reads the run's own config.yaml; leave --config out")
+        config = resume / "config.yaml"
+        if not config.is_file():
+            raise MienError(f"{resume}: no config.yaml, so not a run folder to resume")
+        options["out"] = str(resume)
+    cfg = resolve_config(config, **options)
+    if not cfg.data:
+        raise MienError("no data: give DATA (a folder or FER2013 CSV) or data: in --config")
+
+    if cfg.repeats > 1:
+        from mien.training.repeats import train_repeats
+
+        run_dir, _ = train_repeats(cfg, resume=resume is not None, progress=not quiet)
+    else:
+        from mien.training.fit import train as fit
+
+        result = fit(cfg, resume=resume is not None, progress=not quiet)
+        run_dir = result.run_dir
+        typer.echo(f"best val accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}), "
+                   f"final {result.final_val_accuracy:.4f}, {result.epochs_run} epochs, "
+                   f"{result.train_seconds:.1f}s, stopped: {result.stopped}")
+        if result.stopped == "interrupted":
+            typer.echo(f"run folder: {run_dir}")
+            raise typer.Exit(130)
+    typer.echo(f"run folder: {run_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="train")(train)

@@ -1,0 +1,175 @@
+"""`load_classifier(spec)`: one entry for every kind of trained classifier (docs/design.md).
+
+spec is a bundled name (`mien/models/weights/<name>.onnx` with its `<name>.json` card), a run
+folder, a `.safetensors` checkpoint or a `.onnx` file. ONNX Runtime runs bundled and ONNX models
+and this module never imports torch for them; checkpoints run on torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from mien.data.preprocess import Preprocess
+from mien.errors import ModelFileError
+from mien.training.checkpoint import parse_record
+
+BATCH = 256  # images per forward pass: bounds memory for long lists at little speed cost
+
+
+class Classifier(Protocol):
+    name: str
+    labels: tuple[str, ...]
+    preprocess: Preprocess
+    input_size: tuple[int, int]
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+def _probabilities(logits: np.ndarray, activation: str) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    if activation == "probabilities":
+        p = logits
+    elif activation == "sigmoid":
+        p = 1.0 / (1.0 + np.exp(-logits))  # independent per class (BCE); rescaled to sum to 1
+        if p.shape[1] == 1:  # one output: P(second class) of a binary model
+            p = np.concatenate([1.0 - p, p], axis=1)
+    else:
+        z = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p = z
+    return (p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+class _Base:
+    def __init__(self, name: str, record: Mapping[str, Any], path: str | os.PathLike):
+        self.name = name
+        self.record = dict(record)
+        self.path = Path(path)
+        self.labels: tuple[str, ...] = tuple(record["labels"])
+        self.preprocess = Preprocess.from_dict(record["preprocess"])
+        self.input_size: tuple[int, int] = self.preprocess.input_size
+        self._activation = record.get("activation", "softmax")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, labels={list(self.labels)})"
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 images of any size and colour -> float32 (N, num_classes), rows summing to 1."""
+        out = [np.empty((0, len(self.labels)), np.float32)]
+        for s in range(0, len(images), BATCH):
+            x = self.preprocess(images[s:s + BATCH])
+            out.append(_probabilities(self._logits(x), self._activation))
+        return np.concatenate(out)
+
+
+class OnnxClassifier(_Base):
+    def __init__(self, path: str | os.PathLike, name: str | None = None,
+                 record: Mapping | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        try:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            self._session = ort.InferenceSession(str(path), opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise ModelFileError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]}); "
+                                 "re-export it") from exc
+        if record is None:
+            meta = self._session.get_modelmeta().custom_metadata_map
+            record = parse_record(meta.get("mien"), path, required=("labels", "preprocess"))
+        super().__init__(name or path.stem, record, path)
+        self._input = self._session.get_inputs()[0].name
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {self._input: x})[0]
+
+
+class TorchClassifier(_Base):
+    def __init__(self, path: str | os.PathLike, name: str | None = None):
+        from mien.training.checkpoint import build_model, load_weights
+
+        path = Path(path)
+        state, record = load_weights(path)
+        super().__init__(name or path.stem, record, path)
+        self.model = build_model(record, state, path=path).eval()
+
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.model(torch.from_numpy(x)).float().numpy()
+
+
+def _weights_dir():
+    return files("mien.models") / "weights"
+
+
+def bundled_models() -> list[str]:
+    """Names of the classifiers shipped with mien (those with a model card)."""
+    folder = _weights_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _load_bundled(name: str) -> OnnxClassifier:
+    folder = _weights_dir()
+    card_file = folder / f"{name}.json"
+    if not card_file.is_file():
+        have = ", ".join(bundled_models()) or "none are installed yet"
+        raise ModelFileError(f"{name!r}: no such file, run folder or bundled model (bundled: "
+                             f"{have}); give a .onnx or .safetensors file or a run folder")
+    try:
+        card = json.loads(card_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{card_file}: model card is not valid JSON; reinstall mien") from exc
+    onnx_file = folder / card.get("file", f"{name}.onnx")
+    if not onnx_file.is_file():
+        raise ModelFileError(f"{onnx_file}: bundled weights missing; reinstall mien")
+    path = Path(str(onnx_file))
+    if card.get("sha256") != sha256_of(path):
+        raise ModelFileError(f"{path}: SHA-256 differs from its card {card_file.name}; the file is "
+                             "damaged or replaced, reinstall mien")
+    return OnnxClassifier(path, name=name)
+
+
+def load_classifier(spec: str | os.PathLike) -> Classifier:
+    """A classifier from a bundled name, a run folder, a .safetensors or a .onnx file."""
+    p = Path(spec)
+    if p.is_dir():
+        for candidate in ("model.onnx", "model.safetensors"):
+            if (p / candidate).is_file():
+                cls = OnnxClassifier if candidate.endswith(".onnx") else TorchClassifier
+                return cls(p / candidate, name=p.name)
+        raise ModelFileError(f"{p}: run folder without model.onnx or model.safetensors; "
+                             "train it to the end or give a model file")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        if not p.is_file():
+            raise ModelFileError(f"{p}: file not found; check the path")
+        return OnnxClassifier(p)
+    if suffix == ".safetensors":
+        return TorchClassifier(p)
+    if p.exists():
+        raise ModelFileError(f"{p}: unknown model file type; give a .onnx or .safetensors file")
+    return _load_bundled(str(spec))

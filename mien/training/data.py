@@ -1,0 +1,107 @@
+"""A run's images, decoded once into uint8 arrays at the model's input size."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mien.data.datasets import (
+    ImageDataset,
+    LabelSpec,
+    apply_split_record,
+    open_dataset,
+    stratified_split,
+)
+from mien.data.preprocess import Preprocess
+from mien.errors import DatasetError, ImageReadError
+from mien.training.config import TrainConfig
+
+DEFAULT_VAL_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class TrainData:
+    classes: tuple[str, ...]
+    train_x: np.ndarray  # uint8 (N, H, W) or (N, H, W, 3), resized, not yet equalized
+    train_y: np.ndarray  # int64 (N,)
+    val_x: np.ndarray
+    val_y: np.ndarray
+    split_record: dict | None  # how `data` was split into train/val, when it was
+    skipped: tuple[str, ...]  # "file: reason" for every unreadable image left out
+
+
+def load_splits(cfg: TrainConfig, split_record: dict | None = None
+                ) -> tuple[ImageDataset, ImageDataset, dict | None]:
+    """Train and validation sets as the config asks, with validation classes in train order."""
+    spec = LabelSpec.parse(classes=cfg.classes, merge=cfg.merge)
+    splits = open_dataset(cfg.data, labels=spec)
+    base = splits.get("train") or splits.get("all") or next(iter(splits.values()))
+    record = None
+    if isinstance(cfg.val, str):
+        vsplits = open_dataset(cfg.val, labels=spec)
+        val = vsplits.get("val") or vsplits.get("all") or next(iter(vsplits.values()))
+        train = base
+    elif cfg.val is None and "val" in splits and "train" in splits:
+        train, val = splits["train"], splits["val"]
+    elif split_record is not None:
+        train, val = apply_split_record(base, split_record)
+        record = split_record
+    else:
+        train, val, record = stratified_split(base, cfg.val or DEFAULT_VAL_FRACTION, cfg.split_seed)
+    return train, _align(val, train.classes, cfg.val or cfg.data), record
+
+
+def _align(val: ImageDataset, classes: Sequence[str], where) -> ImageDataset:
+    if val.classes == tuple(classes):
+        return val
+    extra = [c for c in val.classes if c not in classes]
+    if extra:
+        raise DatasetError(f"{where}: validation class(es) {', '.join(extra)} are not among the "
+                           f"training classes ({', '.join(classes)}); use --classes or --merge")
+    index = [list(classes).index(c) for c in val.classes]
+    labels = [index[y] for y in val.labels]
+    return ImageDataset(classes, val.sources, labels, arrays=val.arrays, name=val.name)
+
+
+def decode(ds: ImageDataset, pre: Preprocess, *, strict: bool = False, workers: int = 0
+           ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """uint8 images at `pre`'s size and colour, their labels and the files skipped. Equalization
+    is left to `pre` at batch time: it follows augmentation as it follows detection at inference."""
+    resize = dataclasses.replace(pre, equalize="none")
+
+    def one(i: int):
+        try:
+            return resize.image(ds.load(i, pre.color)), None
+        except ImageReadError as exc:
+            if strict:
+                raise
+            return None, str(exc)
+
+    n_workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:  # decoders release the GIL
+        results = list(pool.map(one, range(len(ds)), chunksize=64))
+    keep = [i for i, (img, _) in enumerate(results) if img is not None]
+    skipped = [err for _, err in results if err is not None]
+    if not keep:
+        raise DatasetError(f"{ds.name or 'dataset'}: none of its {len(ds)} images could be read")
+    return np.stack([results[i][0] for i in keep]), ds.labels[keep], skipped
+
+
+def prepare(cfg: TrainConfig, pre: Preprocess, split_record: dict | None = None) -> TrainData:
+    train, val, record = load_splits(cfg, split_record)
+    workers = cfg.num_workers
+    tx, ty, tskip = decode(train, pre, strict=cfg.strict, workers=workers)
+    vx, vy, vskip = decode(val, pre, strict=cfg.strict, workers=workers)
+    return TrainData(train.classes, tx, ty, vx, vy, record, tuple(tskip + vskip))
+
+
+def read_split_record(run_dir: str | os.PathLike) -> dict | None:
+    p = Path(run_dir) / "split.json"
+    return json.loads(p.read_text()) if p.is_file() else None

@@ -1,0 +1,78 @@
+"""The same run with N seeds, to tell a real difference between settings from seed noise."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mien.training.config import ConfigError, TrainConfig, save_config
+from mien.training.fit import RunResult, _preprocess_for, default_run_dir, train
+
+
+@dataclass(frozen=True, slots=True)
+class RepeatStats:
+    """Validation accuracy over seeds; std and variance are sample estimates (ddof=1)."""
+
+    n: int
+    mean: float
+    std: float
+    variance: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> RepeatStats:
+        v = np.asarray(values, dtype=np.float64)
+        var = float(v.var(ddof=1)) if len(v) > 1 else 0.0
+        return cls(len(v), float(v.mean()), var ** 0.5, var, float(v.min()), float(v.max()))
+
+    def row(self) -> str:
+        return (f"n={self.n}  mean {self.mean:.4f}  std {self.std:.4f}  var {self.variance:.6f}  "
+                f"min {self.min:.4f}  max {self.max:.4f}")
+
+
+def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
+                  echo: Callable[[str], None] = print) -> tuple[Path, RepeatStats]:
+    """Train seeds cfg.seed .. cfg.seed + repeats - 1 into RUN/seed-K/; write RUN/repeats.json.
+    Images are decoded once for all seeds; with `resume`, finished seeds are kept as they are."""
+    from mien.training.data import prepare, read_split_record
+
+    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+    if not resume and (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: already holds a run; pick another --out or --resume it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = cfg.replace(out=str(run_dir))
+    save_config(cfg, run_dir / "config.yaml")
+    seeds = list(range(cfg.seed, cfg.seed + cfg.repeats))
+    data = None
+    results: list[RunResult | dict] = []
+    for seed in seeds:
+        sub = run_dir / f"seed-{seed}"
+        metrics = sub / "metrics.json"
+        done = metrics.is_file() and json.loads(metrics.read_text())["stopped"] != "interrupted"
+        if resume and done:
+            results.append(json.loads(metrics.read_text()))
+            echo(f"seed {seed}: already trained")
+            continue
+        if data is None:
+            record = read_split_record(run_dir / f"seed-{seeds[0]}")
+            data = prepare(cfg, _preprocess_for(cfg), record)
+        echo(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)})")
+        res = train(cfg.replace(seed=seed, repeats=1, out=str(sub)),
+                    resume=resume and (sub / "last.safetensors").is_file(),
+                    data=data, progress=progress, echo=echo)
+        if res.stopped == "interrupted":
+            raise KeyboardInterrupt
+        results.append(res)
+    accs = [r.best_val_accuracy if isinstance(r, RunResult) else r["best_val_accuracy"]
+            for r in results]
+    stats = RepeatStats.of(accs)
+    (run_dir / "repeats.json").write_text(json.dumps({
+        "metric": "best_val_accuracy", "seeds": seeds, "values": accs, **asdict(stats),
+        "runs": [f"seed-{s}" for s in seeds]}, indent=1))
+    echo(f"validation accuracy over {stats.n} seeds: {stats.row()}")
+    return run_dir, stats

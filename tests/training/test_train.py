@@ -1,0 +1,162 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from mien.errors import ModelFileError
+from mien.models.loading import load_classifier
+from mien.training.checkpoint import load_weights, read_record
+from mien.training.config import TrainConfig
+
+from .conftest import FAST, run_cli
+
+RUN_FILES = ("config.yaml", "split.json", "metrics.json", "curves.png", "confusion.png",
+             "model.safetensors", "last.safetensors", "last.state.safetensors", "model.onnx")
+
+
+def _images(folder, n=6):
+    return [np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))[:n]]
+
+
+def test_run_folder_holds_every_file(base_run, stripes):
+    for name in RUN_FILES:
+        assert (base_run / name).stat().st_size > 0, name
+    cfg = TrainConfig.from_dict(yaml.safe_load((base_run / "config.yaml").read_text()))
+    assert cfg.model == "fer-a" and cfg.epochs == 2 and cfg.out == str(base_run)
+
+    m = json.loads((base_run / "metrics.json").read_text())
+    assert m["classes"] == ["horizontal", "vertical"]
+    assert m["num_train"] + m["num_val"] == 40 and m["stopped"] == "completed"
+    assert [h["epoch"] for h in m["history"]] == [1, 2]
+    assert m["best_val_accuracy"] == max(h["val_accuracy"] for h in m["history"])
+    assert np.array(m["confusion"]).sum() == m["num_val"]
+    assert m["train_seconds"] > 0 and m["images_per_second"] > 0
+    assert m["hardware"]["device"] == "cpu"
+
+    split = json.loads((base_run / "split.json").read_text())
+    assert len(split["val_sources"]) == m["num_val"]
+    assert all(str(stripes) in s for s in split["val_sources"])
+    for png in ("curves.png", "confusion.png"):
+        assert Image.open(base_run / png).size[0] > 200
+
+    record = read_record(base_run / "model.safetensors")
+    assert record["arch"] == "fer-a" and record["labels"] == ["horizontal", "vertical"]
+    assert record["num_classes"] == 2 and record["in_channels"] == 1
+    assert record["preprocess"]["input_size"] == [48, 48]
+    assert record["preprocess"]["color"] == "gray"
+
+
+def test_loss_falls_and_the_model_learns(base_run):
+    m = json.loads((base_run / "metrics.json").read_text())
+    assert m["history"][1]["train_loss"] < m["history"][0]["train_loss"]
+    assert m["best_val_accuracy"] >= 0.75  # two epochs on stripes: chance is 0.5
+
+
+def test_safetensors_and_onnx_give_the_same_probabilities(base_run, stripes):
+    images = _images(stripes / "horizontal") + _images(stripes / "vertical")
+    images.append(np.full((70, 50, 3), 128, np.uint8))  # another size and colour: resized
+    by_torch = load_classifier(base_run / "model.safetensors")
+    by_onnx = load_classifier(base_run / "model.onnx")
+    p_t, p_o = by_torch.predict_proba(images), by_onnx.predict_proba(images)
+    assert by_torch.labels == by_onnx.labels == ("horizontal", "vertical")
+    assert by_onnx.input_size == (48, 48)
+    assert p_t.shape == (13, 2) and p_t.dtype == np.float32
+    np.testing.assert_allclose(p_t.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(p_t - p_o).max() < 1e-4
+    truth = np.array([0] * 6 + [1] * 6)
+    assert (p_o[:12].argmax(1) == truth).mean() >= 0.75
+    assert load_classifier(base_run).name == base_run.name  # a run folder works too
+
+
+def test_resume_continues_from_saved_epoch_and_matches_one_run(base_run, stripes, tmp_path):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(base_run, resumed)
+    # The copied config names the original folder as out; --resume points it here.
+    run_cli("train", "--resume", resumed, "--epochs", "3", "--quiet")
+    before = json.loads((base_run / "metrics.json").read_text())["history"]
+    after = json.loads((resumed / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in after] == [1, 2, 3]
+    assert after[:2] == before
+
+    straight = tmp_path / "straight"
+    run_cli("train", stripes, *FAST, "--epochs", "3", "--out", straight)
+    w_resumed, rec = load_weights(resumed / "last.safetensors")
+    w_straight, _ = load_weights(straight / "last.safetensors")
+    assert rec["epoch"] == 3
+    for k in w_straight:
+        np.testing.assert_allclose(w_resumed[k].numpy(), w_straight[k].numpy(), atol=1e-5,
+                                   err_msg=k)
+
+
+def test_ctrl_c_saves_a_resumable_checkpoint(stripes, tmp_path, monkeypatch):
+    from mien.training import optim
+
+    original = optim.lr_factor
+
+    def interrupt_in_second_epoch(step, steps_per_epoch, cfg):
+        if step == steps_per_epoch + 1:
+            raise KeyboardInterrupt
+        return original(step, steps_per_epoch, cfg)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(optim, "lr_factor", interrupt_in_second_epoch)
+    result = run_cli("train", stripes, *FAST, "--epochs", "2", "--out", out, ok=False)
+    assert result.exit_code == 130 and "--resume" in result.output
+    assert json.loads((out / "metrics.json").read_text())["stopped"] == "interrupted"
+    assert read_record(out / "last.safetensors")["epoch"] == 1
+
+    monkeypatch.setattr(optim, "lr_factor", original)
+    run_cli("train", "--resume", out, "--quiet")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped"] == "completed" and [h["epoch"] for h in m["history"]] == [1, 2]
+    assert (out / "model.onnx").is_file()
+
+
+def test_repeats_write_stats_over_seeds(stripes, tmp_path):
+    out = tmp_path / "rep"
+    result = run_cli("train", stripes, *FAST, "--epochs", "1", "--repeats", "2", "--out", out)
+    rep = json.loads((out / "repeats.json").read_text())
+    assert rep["seeds"] == [0, 1] and len(rep["values"]) == 2
+    runs = [json.loads((out / f"seed-{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    assert rep["values"] == [r["best_val_accuracy"] for r in runs]
+    assert rep["mean"] == pytest.approx(np.mean(rep["values"]))
+    assert rep["std"] == pytest.approx(np.std(rep["values"], ddof=1))
+    assert rep["variance"] == pytest.approx(rep["std"] ** 2)
+    assert rep["min"] == min(rep["values"]) and rep["max"] == max(rep["values"])
+    # different seeds, different runs
+    assert runs[0]["history"][0]["train_loss"] != runs[1]["history"][0]["train_loss"]
+    assert "mean" in result.output and "std" in result.output
+
+
+def test_transfer_with_freeze_keeps_the_backbone(base_run, stripes, tmp_path):
+    out = tmp_path / "transfer"
+    run_cli("train", stripes, "--from", base_run, "--freeze", "--epochs", "1", "--batch-size", "8",
+            "--classes", "vertical,horizontal", "--quiet", "--out", out)
+    old, _ = load_weights(base_run / "model.safetensors")
+    new, record = load_weights(out / "model.safetensors")
+    assert record["labels"] == ["vertical", "horizontal"] and record["arch"] == "fer-a"
+    backbone = [k for k in old if k.startswith("features.")]
+    assert backbone
+    for k in backbone:  # weights and BatchNorm statistics alike
+        assert np.array_equal(old[k].numpy(), new[k].numpy()), k
+    assert not np.array_equal(old["classifier.weight"].numpy(), new["classifier.weight"].numpy())
+
+
+def test_corrupt_or_foreign_model_files_raise_model_file_error(tmp_path):
+    from safetensors.numpy import save_file
+
+    for name in ("broken.onnx", "broken.safetensors"):
+        (tmp_path / name).write_bytes(b"\x00not a model at all" * 10)
+        with pytest.raises(ModelFileError, match=name):
+            load_classifier(tmp_path / name)
+    save_file({"w": np.zeros(3, np.float32)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ModelFileError, match="foreign.safetensors.*not a mien model"):
+        load_classifier(tmp_path / "foreign.safetensors")
+    with pytest.raises(ModelFileError, match="no-such-model.*bundled"):
+        load_classifier("no-such-model")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelFileError, match="empty"):
+        load_classifier(tmp_path / "empty")
