@@ -14,7 +14,7 @@ from mien.types import Box, Face
 
 # Backends register themselves on import; listing them imports these light modules (each keeps
 # OpenCV / torch imports inside its functions).
-_BACKEND_MODULES = ("mien.detection.haar", "mien.detection.yunet")
+_BACKEND_MODULES = ("mien.detection.haar", "mien.detection.yunet", "mien.detection.mtcnn")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,6 @@
+"""Frame sources, face crops, the analysis pipeline, tracking, drawing and row writers."""
+
+from mien.inference.pipeline import Pipeline, PipelineStats, Row, load_attributes
+from mien.inference.sources import Frame, iter_frames
+
+__all__ = ["Frame", "Pipeline", "PipelineStats", "Row", "iter_frames", "load_attributes"]

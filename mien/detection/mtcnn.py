@@ -1,0 +1,320 @@
+"""MTCNN (Zhang et al. 2016): three tiny cascaded nets, box + 5 landmarks that follow head roll.
+
+The nets are plain torch modules here; their weights are the MIT-licensed state dicts shipped in
+the facenet-pytorch 2.6.0 wheel (`pip install --no-deps facenet-pytorch==2.6.0`: its metadata
+pins an old torch; the `mtcnn` extra brings torch), read with `torch.load(weights_only=True)`.
+facenet-pytorch's own Python is never imported.
+
+Speed: the image pyramid is packed into one canvas so P-Net runs once per photo instead of once
+per scale, and R-Net / O-Net see all candidates in one batch each."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from mien.detection.base import (
+    DEFAULT_OPTIONS,
+    DetectorOptions,
+    check_image,
+    register_detector,
+    to_faces,
+)
+from mien.errors import MissingDependencyError, ModelFileError
+from mien.types import Face
+
+INSTALL = "run `pip install 'mien[mtcnn]' && pip install --no-deps facenet-pytorch==2.6.0`"
+STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
+PYRAMID_FACTOR = 0.709  # the paper's scale step: each level has half the pixels of the last
+CELL, STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels
+GAP = 16  # pixels between packed pyramid levels, more than one P-Net window, kept even
+
+
+def _weights_dir() -> Path | None:
+    # find_spec locates the installed package without running its __init__ (which imports
+    # torchvision and sets global warning filters).
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def _available() -> bool:
+    folder = _weights_dir()
+    if folder is None or importlib.util.find_spec("torch") is None:
+        return False
+    return all((folder / f"{n}net.pt").is_file() for n in "pro")
+
+
+def _build_nets():
+    import torch
+    from torch import nn
+
+    class PNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+            self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+            self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+            self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+            self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
+
+        def forward(self, x):
+            x = self.pool1(self.prelu1(self.conv1(x)))
+            x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+            return torch.softmax(self.conv4_1(x), dim=1)[:, 1], self.conv4_2(x)
+
+    class RNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+            self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+            self.dense5_1, self.dense5_2 = nn.Linear(128, 2), nn.Linear(128, 4)
+
+        def forward(self, x):
+            x = self.pool1(self.prelu1(self.conv1(x)))
+            x = self.pool2(self.prelu2(self.conv2(x)))
+            x = self.prelu3(self.conv3(x))
+            # The weights come from Caffe models trained on transposed (MATLAB) images.
+            x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).flatten(1)))
+            return torch.softmax(self.dense5_1(x), dim=1)[:, 1], self.dense5_2(x)
+
+    class ONet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+            self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+            self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+            self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+            self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+            self.dense6_1 = nn.Linear(256, 2)
+            self.dense6_2, self.dense6_3 = nn.Linear(256, 4), nn.Linear(256, 10)
+
+        def forward(self, x):
+            x = self.pool1(self.prelu1(self.conv1(x)))
+            x = self.pool2(self.prelu2(self.conv2(x)))
+            x = self.pool3(self.prelu3(self.conv3(x)))
+            x = self.prelu4(self.conv4(x))
+            x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).flatten(1)))
+            return torch.softmax(self.dense6_1(x), dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
+
+    return PNet(), RNet(), ONet()
+
+
+def _load_nets():
+    folder = _weights_dir()
+    if folder is None:
+        raise MissingDependencyError(f"the mtcnn detector needs MTCNN's weights: {INSTALL}")
+    torch = __import__("torch")
+    nets = _build_nets()
+    for net, n in zip(nets, "pro", strict=True):
+        path = folder / f"{n}net.pt"
+        try:
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError) as exc:
+            raise ModelFileError(f"{path}: cannot load MTCNN weights ({exc}); {INSTALL}") from exc
+        net.eval()
+    return nets
+
+
+def _normalize(batch_hwc: np.ndarray):
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(batch_hwc)).float()
+    return ((x - 127.5) * 0.0078125).permute(0, 3, 1, 2).contiguous()
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(w, h)
+    x1 = boxes[:, 0] + w * 0.5 - side * 0.5
+    y1 = boxes[:, 1] + h * 0.5 - side * 0.5
+    return np.c_[x1, y1, x1 + side, y1 + side]
+
+
+def _regress(boxes: np.ndarray, reg: np.ndarray, plus_one: bool = True) -> np.ndarray:
+    extra = 1.0 if plus_one else 0.0
+    w = boxes[:, 2] - boxes[:, 0] + extra
+    h = boxes[:, 3] - boxes[:, 1] + extra
+    return boxes[:, :4] + reg * np.c_[w, h, w, h]
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float, by_min: bool = False) -> np.ndarray:
+    """Greedy NMS; `by_min` divides the overlap by the smaller box (MTCNN's last stage)."""
+    if not len(boxes):
+        return np.zeros(0, np.int64)
+    if not by_min:
+        import cv2
+
+        xywh = np.c_[boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]].astype(np.float32)
+        return np.asarray(
+            cv2.dnn.NMSBoxes(xywh.tolist(), scores.astype(np.float32).tolist(), 0.0, iou),
+            np.int64,
+        ).reshape(-1)
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order, keep = np.argsort(-scores), []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.maximum(0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+        ih = np.maximum(0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+        overlap = iw * ih / np.minimum(areas[i], areas[rest])
+        order = rest[overlap <= iou]
+    return np.asarray(keep, np.int64)
+
+
+def _crops(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Square crops resized to size x size; outside the image is black, as in the original."""
+    import cv2
+
+    h, w = image.shape[:2]
+    out = np.zeros((len(boxes), size, size, 3), np.uint8)
+    for k, (x1, y1, x2, y2) in enumerate(np.round(boxes[:, :4]).astype(int)):
+        bw, bh = x2 - x1 + 1, y2 - y1 + 1
+        if bw < 2 or bh < 2:
+            continue
+        patch = np.zeros((bh, bw, 3), np.uint8)
+        sx1, sy1, sx2, sy2 = max(0, x1), max(0, y1), min(w, x2 + 1), min(h, y2 + 1)
+        if sx2 <= sx1 or sy2 <= sy1:
+            continue
+        patch[sy1 - y1 : sy2 - y1, sx1 - x1 : sx2 - x1] = image[sy1:sy2, sx1:sx2]
+        out[k] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def pyramid_scales(height: int, width: int, min_face: int) -> list[float]:
+    """Scales at which a `min_face` face becomes P-Net's 12 pixels, down to the whole image."""
+    scale = CELL / min_face
+    side = min(height, width) * scale
+    scales = []
+    while side >= CELL:
+        scales.append(scale)
+        scale *= PYRAMID_FACTOR
+        side *= PYRAMID_FACTOR
+    return scales
+
+
+def pack_pyramid(shapes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Shelf-pack (h, w) levels, largest first, into one canvas: (y, x) offsets and canvas
+    (h, w). Offsets are even so each level sits on P-Net's stride-2 grid, and GAP pixels apart
+    so no P-Net window spans two levels."""
+    width = shapes[0][1]
+    offsets, x, y, shelf = [], 0, 0, 0
+    for h, w in shapes:
+        if x and x + w > width:
+            x, y, shelf = 0, y + shelf + GAP, 0
+        offsets.append((y, x))
+        x += w + GAP
+        shelf = max(shelf, h)
+    canvas_h = max(oy + h for (oy, _), (h, _) in zip(offsets, shapes, strict=True))
+    return offsets, (canvas_h, width)
+
+
+@register_detector(
+    "mtcnn", "MTCNN in torch (box + 5 landmarks; needs facenet-pytorch's weights)", _available
+)
+class MTCNNDetector:
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        options: DetectorOptions = DEFAULT_OPTIONS,
+        stage_thresholds: tuple[float, float, float] = STAGE_THRESHOLDS,
+    ):
+        if not _available():
+            raise MissingDependencyError(
+                f"the mtcnn detector needs torch and MTCNN's weights: {INSTALL}"
+            )
+        self.options = options
+        t = options.score_threshold
+        self.thresholds = stage_thresholds if t is None else (*stage_thresholds[:2], t)
+        self.pnet, self.rnet, self.onet = _load_nets()
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        import torch
+
+        image = check_image(image)
+        with torch.inference_mode():
+            boxes = self._proposals(image)
+            if len(boxes):
+                boxes = self._refine(image, boxes)
+            if not len(boxes):
+                return []
+            boxes, scores, points = self._output(image, boxes)
+        # MTCNN boxes are inclusive pixel ranges; Face boxes end one past the last pixel.
+        boxes[:, 2:4] += 1
+        return to_faces(boxes, scores, points, self.options, -np.inf, image.shape)
+
+    def _proposals(self, image: np.ndarray) -> np.ndarray:
+        import cv2
+
+        h, w = image.shape[:2]
+        scales = pyramid_scales(h, w, max(self.options.min_face, CELL))
+        if not scales:
+            return np.zeros((0, 5))
+        shapes = [(int(h * s + 1), int(w * s + 1)) for s in scales]
+        offsets, (ch, cw) = pack_pyramid(shapes)
+        canvas = np.full((ch, cw, 3), 127, np.uint8)  # 127.5 normalises to about 0
+        for (oy, ox), (sh, sw) in zip(offsets, shapes, strict=True):
+            canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(
+                image, (sw, sh), interpolation=cv2.INTER_AREA
+            )
+        prob, reg = self.pnet(_normalize(canvas[None]))
+        prob, reg = prob[0].numpy(), reg[0].numpy()
+        found = []
+        for scale, (oy, ox), (sh, sw) in zip(scales, offsets, shapes, strict=True):
+            # Cells whose 12x12 window lies inside this level.
+            r0, c0 = oy // STRIDE, ox // STRIDE
+            rows, cols = (sh - CELL) // STRIDE + 1, (sw - CELL) // STRIDE + 1
+            if rows <= 0 or cols <= 0:
+                continue
+            p = prob[r0 : r0 + rows, c0 : c0 + cols]
+            ys, xs = np.nonzero(p >= self.thresholds[0])
+            if not len(ys):
+                continue
+            score = p[ys, xs]
+            offs = reg[:, r0 + ys, c0 + xs].T
+            q1 = np.floor((STRIDE * np.c_[xs, ys] + 1) / scale)
+            q2 = np.floor((STRIDE * np.c_[xs, ys] + CELL) / scale)
+            cand = np.c_[q1, q2, score, offs]
+            cand = cand[_nms(cand[:, :4], cand[:, 4], 0.5)]
+            found.append(cand)
+        if not found:
+            return np.zeros((0, 5))
+        cand = np.concatenate(found)
+        cand = cand[_nms(cand[:, :4], cand[:, 4], 0.7)]
+        boxes = _square(_regress(cand[:, :4], cand[:, 5:9], plus_one=False))
+        return np.c_[boxes, cand[:, 4]]
+
+    def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        prob, reg = self.rnet(_normalize(_crops(image, boxes, 24)))
+        prob, reg = prob.numpy(), reg.numpy()
+        keep = prob > self.thresholds[1]
+        boxes, reg = np.c_[boxes[keep, :4], prob[keep]], reg[keep]
+        pick = _nms(boxes[:, :4], boxes[:, 4], 0.7)
+        boxes, reg = boxes[pick], reg[pick]
+        return np.c_[_square(_regress(boxes, reg)), boxes[:, 4]]
+
+    def _output(self, image: np.ndarray, boxes: np.ndarray):
+        prob, reg, marks = self.onet(_normalize(_crops(image, boxes, 48)))
+        prob, reg, marks = prob.numpy(), reg.numpy(), marks.numpy()
+        keep = prob > self.thresholds[2]
+        boxes, reg, marks, scores = boxes[keep, :4], reg[keep], marks[keep], prob[keep]
+        w = boxes[:, 2] - boxes[:, 0] + 1
+        h = boxes[:, 3] - boxes[:, 1] + 1
+        px = w[:, None] * marks[:, :5] + boxes[:, :1] - 1
+        py = h[:, None] * marks[:, 5:] + boxes[:, 1:2] - 1
+        boxes = _regress(boxes, reg)
+        pick = _nms(boxes, scores, 0.7, by_min=True)
+        points = np.stack([px, py], axis=2)[pick]
+        return boxes[pick], scores[pick].astype(np.float64), points

@@ -1,0 +1,268 @@
+"""Detect, crop, classify: the analysis pipeline behind `mien.analyze` and `mien analyze`.
+
+`Pipeline.analyze(image)` answers for one picture. `Pipeline.run(inputs)` streams rows for many
+pictures and videos: a background thread decodes frames while the main thread detects, and the
+face crops of many frames go through each classifier in one batch."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from mien.data.io import decode_image
+from mien.data.preprocess import Preprocess
+from mien.errors import MienError
+from mien.inference.align import DEFAULT_MARGIN, crop_face
+from mien.inference.sources import Frame, Prefetcher, iter_frames
+from mien.inference.tracking import IoUTracker, ProbabilitySmoother
+from mien.types import Face, Prediction
+
+BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
+Status = Literal["ok", "no_face", "error"]
+
+
+class Classifier(Protocol):
+    """What the pipeline needs of a classifier (`mien.models.loading.load_classifier` gives one)."""
+
+    name: str
+    labels: tuple[str, ...]
+    preprocess: Preprocess
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One output row: a face, or a frame without faces (`no_face`), or an unreadable input."""
+
+    source: str
+    frame: int
+    timestamp: float | None
+    status: Status
+    face_index: int | None = None
+    face: Face | None = None
+    message: str | None = None
+
+
+@dataclass
+class PipelineStats:
+    """Counters and seconds spent per stage since the pipeline was built."""
+
+    frames: int = 0
+    faces: int = 0
+    errors: int = 0
+    decode_s: float = 0.0  # in the background thread, overlapping the rest
+    detect_s: float = 0.0
+    crop_s: float = 0.0
+    classify_s: float = 0.0
+
+
+def load_attributes(specs: Iterable[str] | None = None) -> dict[str, Classifier]:
+    """Classifiers by attribute name. Each spec is a bundled name (`smile`) or `name=model`
+    with `model` a bundled name, run folder, .safetensors or .onnx file. None: every bundled
+    attribute that is installed."""
+    try:
+        from mien.models.loading import bundled_models, load_classifier
+    except ImportError as exc:
+        raise MienError(f"classifier loading is unavailable ({exc}); reinstall mien") from exc
+    if specs is None:
+        installed = set(bundled_models())
+        return {n: load_classifier(n) for n in BUNDLED_ATTRIBUTES if n in installed}
+    out: dict[str, Classifier] = {}
+    for spec in specs:
+        spec = spec.strip()
+        if not spec:
+            continue
+        name, _, model = spec.partition("=")
+        name = name.strip()
+        out[name] = load_classifier(model.strip() or name)
+    return out
+
+
+def _as_image(image_or_path) -> tuple[np.ndarray, str]:
+    if isinstance(image_or_path, np.ndarray):
+        image = image_or_path
+        if image.dtype != np.uint8:
+            raise MienError(f"image of dtype {image.dtype}: pass uint8 RGB pixels")
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        return image, "<array>"
+    if isinstance(image_or_path, bytes):
+        return decode_image(image_or_path, "rgb", name="<bytes>"), "<bytes>"
+    path = os.fspath(image_or_path)
+    return decode_image(path, "rgb", name=path), path
+
+
+class Pipeline:
+    """detector + {attribute name: classifier}.
+
+    detector: a Detector, a registered name, or None for `default_detector_name()`.
+    attributes: {name: Classifier}, a list of specs for `load_attributes`, or None for every
+    installed bundled attribute ({} detects only).
+    smoothing: EMA weight of the newest frame for video tracks (None: raw per-frame answers).
+    """
+
+    def __init__(
+        self,
+        detector=None,
+        attributes: Mapping[str, Classifier] | Sequence[str] | None = None,
+        *,
+        batch_size: int = 64,
+        margin: float = DEFAULT_MARGIN,
+        align: bool = True,
+        smoothing: float | None = None,
+        track_iou: float = 0.3,
+        prefetch: int = 8,
+        detector_options: Mapping | None = None,
+    ):
+        if detector is None or isinstance(detector, str):
+            from mien.detection import create_detector
+
+            detector = create_detector(detector, **dict(detector_options or {}))
+        self.detector = detector
+        if attributes is None or not isinstance(attributes, Mapping):
+            attributes = load_attributes(attributes)
+        self.attributes: dict[str, Classifier] = dict(attributes)
+        if batch_size < 1:
+            raise MienError(f"batch_size={batch_size}: use 1 or more")
+        self.batch_size = batch_size
+        self.margin = margin
+        self.align = align
+        self.smoothing = smoothing
+        self.track_iou = track_iou
+        self.prefetch = prefetch
+        self.stats = PipelineStats()
+
+    @property
+    def labels(self) -> dict[str, tuple[str, ...]]:
+        return {name: tuple(c.labels) for name, c in self.attributes.items()}
+
+    # --- single pictures -------------------------------------------------------------------
+
+    def analyze(self, image_or_path) -> list[Face]:
+        """Faces in one picture (uint8 RGB array, path or encoded bytes), best score first,
+        each with `attributes` filled."""
+        image, _ = _as_image(image_or_path)
+        faces = self._detect(image)
+        crops = self._crop(image, faces)
+        return [
+            dataclasses.replace(f, attributes=p)
+            for f, p in zip(faces, self.classify(crops), strict=True)
+        ]
+
+    def classify(self, crops: Sequence[np.ndarray]) -> list[dict[str, Prediction]]:
+        """Every attribute for each face crop, one batched call per classifier."""
+        out: list[dict[str, Prediction]] = [{} for _ in crops]
+        if not crops:
+            return out
+        start = time.perf_counter()
+        for name, classifier in self.attributes.items():
+            probs = np.asarray(classifier.predict_proba(list(crops)), np.float64)
+            labels = tuple(classifier.labels)
+            if probs.shape != (len(crops), len(labels)):
+                raise MienError(
+                    f"classifier {name!r} returned shape {probs.shape} for {len(crops)} faces "
+                    f"and {len(labels)} labels; check the model file"
+                )
+            best = probs.argmax(axis=1)
+            for i, row in enumerate(probs):
+                out[i][name] = Prediction(
+                    labels[best[i]],
+                    float(row[best[i]]),
+                    {k: float(p) for k, p in zip(labels, row, strict=True)},
+                )
+        self.stats.classify_s += time.perf_counter() - start
+        return out
+
+    def _detect(self, image: np.ndarray) -> list[Face]:
+        start = time.perf_counter()
+        faces = self.detector.detect(image)
+        self.stats.detect_s += time.perf_counter() - start
+        return faces
+
+    def _crop(self, image: np.ndarray, faces: Sequence[Face]) -> list[np.ndarray]:
+        if not self.attributes:
+            return [np.zeros((1, 1, 3), np.uint8)] * len(faces)  # nothing reads them
+        start = time.perf_counter()
+        crops = [crop_face(image, f, self.margin, align=self.align) for f in faces]
+        self.stats.crop_s += time.perf_counter() - start
+        return crops
+
+    # --- streams ---------------------------------------------------------------------------
+
+    def run(self, inputs: Iterable[str | os.PathLike], **source_options) -> Iterator[Row]:
+        """Rows for every face of every frame of `inputs` (see `iter_frames` for options)."""
+        for _, rows in self.run_frames(inputs, **source_options):
+            yield from rows
+
+    def run_frames(
+        self, inputs: Iterable[str | os.PathLike] | Iterable[Frame], **source_options
+    ) -> Iterator[tuple[Frame, list[Row]]]:
+        """Like `run`, grouped per frame with the frame itself (for drawing or display).
+        `inputs` may also be an iterable of `Frame`s, e.g. from your own source."""
+        if isinstance(inputs, (str, os.PathLike)):
+            inputs = [inputs]
+        items = iter(inputs)
+        first = next(items, None)
+        if first is None:
+            return
+        items = itertools.chain([first], items)
+        frames = items if isinstance(first, Frame) else iter_frames(items, **source_options)
+        trackers: dict[str, IoUTracker] = {}
+        smoothers: dict[str, ProbabilitySmoother] = {}
+        pending: list[tuple[Frame, list[Face], list[np.ndarray]]] = []
+        with Prefetcher(frames, self.prefetch) as prefetched:
+            try:
+                for frame in prefetched:
+                    if frame.image is None:
+                        pending.append((frame, [], []))
+                    else:
+                        faces = self._detect(frame.image)
+                        pending.append((frame, faces, self._crop(frame.image, faces)))
+                    n_crops = sum(len(c) for _, _, c in pending)
+                    # Flush when a batch is full, or when nothing more is decoded yet (a live
+                    # camera should not wait for a full batch).
+                    if n_crops >= self.batch_size or prefetched.ready() == 0:
+                        yield from self._flush(pending, trackers, smoothers)
+                        pending = []
+                yield from self._flush(pending, trackers, smoothers)
+            finally:
+                self.stats.decode_s += prefetched.busy_s
+
+    def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
+        crops = [c for _, _, cs in pending for c in cs]
+        predictions = iter(self.classify(crops))
+        for frame, faces, _ in pending:
+            self.stats.frames += 1
+            if frame.image is None:
+                self.stats.errors += 1
+                yield (
+                    frame,
+                    [Row(frame.source, frame.index, frame.timestamp, "error", message=frame.error)],
+                )
+                continue
+            ids: list[int | None] = [None] * len(faces)
+            if frame.stream:
+                tracker = trackers.setdefault(frame.source, IoUTracker(self.track_iou))
+                ids = tracker.update([f.box for f in faces])
+            rows = []
+            for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
+                attrs = next(predictions)
+                if self.smoothing and track_id is not None:
+                    smoother = smoothers.setdefault(
+                        frame.source, ProbabilitySmoother(self.smoothing)
+                    )
+                    attrs = {k: smoother.update(track_id, k, p) for k, p in attrs.items()}
+                face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
+                rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face))
+            self.stats.faces += len(faces)
+            if not rows:
+                rows = [Row(frame.source, frame.index, frame.timestamp, "no_face")]
+            yield frame, rows

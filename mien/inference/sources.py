@@ -1,0 +1,284 @@
+"""One frame source for everything the pipeline reads: image files, folders, video files, a
+camera and stdin. Frames stream one at a time, so memory stays bounded on long videos, and a
+file that cannot be read becomes an error frame instead of stopping the batch."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mien.data.io import IMAGE_SUFFIXES, decode_image
+from mien.errors import MienError
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
+)
+STDIN = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded picture, or the reason it could not be read (`image is None`)."""
+
+    source: str  # a file path, "camera:N" or "-"
+    index: int  # frame number within the source; 0 for a still image
+    timestamp: float | None  # seconds since the start of a video or camera; None for stills
+    image: np.ndarray | None = field(repr=False, default=None)
+    error: str | None = None
+    stream: bool = False  # one of a sequence of frames (video, camera): faces get track ids
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def camera_source(index: int) -> str:
+    return f"camera:{index}"
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike], glob: str | None = None) -> Iterator[str]:
+    """Files, folders (searched recursively; `glob` filters by name, e.g. '*.jpg'), "-" and
+    "camera:N", in a stable order. Missing paths are passed on so they become error rows."""
+    for item in inputs:
+        text = str(item)
+        if text == STDIN or text.startswith("camera:"):
+            yield text
+            continue
+        path = Path(text)
+        if not path.is_dir():
+            yield text
+            continue
+        found = False
+        for child in sorted(path.rglob(glob or "*")):
+            if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+                found = True
+                yield str(child)
+        if not found:
+            pattern = f" matching {glob!r}" if glob else ""
+            raise MienError(f"{path}: no image or video files{pattern}; check the folder or --glob")
+
+
+def iter_frames(
+    inputs: Iterable[str | os.PathLike],
+    *,
+    glob: str | None = None,
+    every: int = 1,
+    fps: float | None = None,
+    max_frames: int | None = None,
+) -> Iterator[Frame]:
+    """Frames from every input in order. For videos and cameras keep every `every`-th frame,
+    or about `fps` frames per second of video when `fps` is given; `max_frames` caps each
+    stream (a camera otherwise runs until it stops delivering frames)."""
+    if every < 1:
+        raise MienError(f"--every {every}: use 1 or more")
+    if fps is not None and fps <= 0:
+        raise MienError(f"--fps {fps}: use a positive number of frames per second")
+    for source in expand_inputs(inputs, glob):
+        if source == STDIN:
+            yield _read_stdin()
+        elif source.startswith("camera:"):
+            yield from _camera_frames(source, every, fps, max_frames)
+        elif is_video_path(source):
+            yield from video_frames(source, every=every, fps=fps, max_frames=max_frames)
+        else:
+            yield image_frame(source)
+
+
+def image_frame(path: str) -> Frame:
+    try:
+        return Frame(path, 0, None, decode_image(path, "rgb", name=path))
+    except MienError as exc:
+        return Frame(path, 0, None, None, str(exc))
+
+
+def _read_stdin() -> Frame:
+    data = sys.stdin.buffer.read()
+    if not data:
+        return Frame(STDIN, 0, None, None, "<stdin>: no bytes on standard input; pipe an image in")
+    try:
+        return Frame(STDIN, 0, None, decode_image(data, "rgb", name="<stdin>"))
+    except MienError as exc:
+        return Frame(STDIN, 0, None, None, str(exc))
+
+
+class _Sampler:
+    """Decides which frame numbers to keep: every n-th, or the first frame of each 1/fps slot."""
+
+    def __init__(self, every: int, fps: float | None, native_fps: float):
+        self.every, self.fps, self.native = every, fps, native_fps if native_fps > 0 else 0.0
+        self.next_time = 0.0
+
+    def keep(self, index: int, timestamp: float) -> bool:
+        if self.fps is None:
+            return index % self.every == 0
+        if timestamp + 1e-6 >= self.next_time:
+            self.next_time += 1.0 / self.fps
+            # A long gap (dropped frames) must not make us keep a burst of catch-up frames.
+            self.next_time = max(self.next_time, timestamp + 0.5 / self.fps)
+            return True
+        return False
+
+
+def video_frames(
+    path: str, *, every: int = 1, fps: float | None = None, max_frames: int | None = None
+) -> Iterator[Frame]:
+    """Decode a video file with OpenCV, frame by frame."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        reason = "file not found" if not Path(path).exists() else "OpenCV cannot open it"
+        yield Frame(
+            path,
+            0,
+            None,
+            None,
+            f"{path}: not a readable video ({reason}); check the file or convert it to MP4",
+        )
+        return
+    try:
+        native = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        sampler = _Sampler(every, fps, native)
+        index = kept = 0
+        while max_frames is None or kept < max_frames:
+            if not capture.grab():
+                break
+            timestamp = index / native if native > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
+            if sampler.keep(index, timestamp):
+                ok, bgr = capture.retrieve()
+                if not ok or bgr is None:
+                    break
+                kept += 1
+                yield Frame(
+                    path, index, timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stream=True
+                )
+            index += 1
+        if index == 0:
+            yield Frame(
+                path,
+                0,
+                None,
+                None,
+                f"{path}: the video has no decodable frames; check the file or convert it to MP4",
+            )
+    finally:
+        capture.release()
+
+
+def _camera_frames(source: str, every: int, fps: float | None, max_frames: int | None):
+    import cv2
+
+    try:
+        index = int(source.split(":", 1)[1])
+    except ValueError as exc:
+        raise MienError(f"{source}: a camera is named camera:N with N a number") from exc
+    capture = cv2.VideoCapture(index)
+    if not capture.isOpened():
+        yield Frame(
+            source,
+            0,
+            None,
+            None,
+            f"{source}: cannot open camera {index}; check it is connected and not in use",
+        )
+        return
+    try:
+        sampler = _Sampler(every, fps, capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        start = time.monotonic()
+        number = kept = 0
+        while max_frames is None or kept < max_frames:
+            ok, bgr = capture.read()
+            if not ok or bgr is None:
+                break
+            timestamp = time.monotonic() - start
+            if sampler.keep(number, timestamp):
+                kept += 1
+                yield Frame(
+                    source, number, timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stream=True
+                )
+            number += 1
+    finally:
+        capture.release()
+
+
+class Prefetcher:
+    """Runs an iterator in a background thread through a bounded queue, so decoding overlaps
+    detection while at most `size` frames wait in memory. Exceptions reach the consumer;
+    `close()` (or leaving a `with` block) stops the thread."""
+
+    _END = object()
+
+    def __init__(self, iterable: Iterable, size: int = 8):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, size))
+        self._stop = threading.Event()
+        self.busy_s = 0.0  # time the producer spent making items (e.g. decoding)
+        self._thread = threading.Thread(target=self._run, args=(iter(iterable),), daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, iterator: Iterator) -> None:
+        try:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    break
+                self.busy_s += time.perf_counter() - start
+                if not self._put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            self._put(_Failure(exc))
+            return
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None and self._stop.is_set():
+                close()
+        self._put(self._END)
+
+    def ready(self) -> int:
+        """Items already waiting (0: the next `next()` would block)."""
+        return self._queue.qsize()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        item = self._queue.get()
+        if item is self._END:
+            self._queue.put(self._END)  # later calls end too
+            raise StopIteration
+        if isinstance(item, _Failure):
+            raise item.exc
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    exc: BaseException

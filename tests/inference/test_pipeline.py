@@ -1,0 +1,149 @@
+"""The pipeline end to end on real photos and a video made from them, with real classifiers."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from tiny_classifiers import BrightnessClassifier
+
+import mien
+from mien.data.io import read_image
+from mien.inference import Frame, Pipeline
+from mien.inference.align import crop_face
+from mien.inference.pipeline import load_attributes
+from mien.inference.tracking import TrackSummarizer
+
+
+@pytest.fixture
+def pipeline(models_env, classifiers):
+    return Pipeline("yunet", classifiers, batch_size=16)
+
+
+def test_analyze_fills_every_attribute_from_the_face_crop(pipeline, two_faces):
+    faces = pipeline.analyze(two_faces)
+    assert len(faces) == 2
+    image = read_image(two_faces)
+    for face in faces:
+        assert set(face.attributes) == {"light", "side"}
+        light = face.attributes["light"]
+        assert list(light.probabilities) == ["dark", "bright"]
+        expected = BrightnessClassifier.expected(crop_face(image, face, pipeline.margin))
+        got = [light.probabilities["dark"], light.probabilities["bright"]]
+        assert got == pytest.approx(expected, abs=1e-4)
+        assert light.label == ("bright" if expected[1] > 0.5 else "dark")
+        side = face.attributes["side"]
+        assert sum(side.probabilities.values()) == pytest.approx(1, abs=1e-5)
+        assert side.score == max(side.probabilities.values())
+    # The same answers from an array and from the encoded bytes.
+    again = pipeline.analyze(image)
+    assert [f.attributes["light"].score for f in again] == [
+        f.attributes["light"].score for f in faces
+    ]
+    assert len(pipeline.analyze(two_faces.read_bytes())) == 2
+
+
+def test_darker_faces_read_darker(pipeline, two_faces):
+    image = read_image(two_faces)
+    bright = pipeline.analyze(image)
+    dark = pipeline.analyze((image * 0.4).astype(np.uint8))
+    assert len(dark) == 2
+    for a, b in zip(bright, dark, strict=True):
+        assert (
+            b.attributes["light"].probabilities["bright"]
+            < a.attributes["light"].probabilities["bright"]
+        )
+
+
+def test_run_over_a_folder_with_no_face_and_corrupt_files(
+    pipeline, two_faces, group_photo, tmp_path
+):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(two_faces, folder / "a.jpg")
+    shutil.copy(group_photo, folder / "sub" / "b.jpg")
+    from PIL import Image
+
+    Image.fromarray(np.full((120, 160, 3), 200, np.uint8)).save(folder / "c_blank.png")
+    (folder / "d_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    (folder / "notes.txt").write_text("ignored")
+    rows = list(pipeline.run([folder, tmp_path / "missing.jpg"]))
+    by_source = {}
+    for row in rows:
+        by_source.setdefault(row.source.rsplit("/", 1)[-1], []).append(row)
+    assert list(by_source) == ["a.jpg", "c_blank.png", "d_corrupt.jpg", "b.jpg", "missing.jpg"]
+    assert [r.face_index for r in by_source["a.jpg"]] == [0, 1]
+    assert len(by_source["b.jpg"]) == 3
+    assert all(r.status == "ok" and r.face.attributes for r in by_source["a.jpg"])
+    (blank,) = by_source["c_blank.png"]
+    assert blank.status == "no_face" and blank.face is None
+    (bad,) = by_source["d_corrupt.jpg"]
+    assert bad.status == "error" and "d_corrupt.jpg" in bad.message
+    (missing,) = by_source["missing.jpg"]
+    assert missing.status == "error" and "not found" in missing.message
+    assert pipeline.stats.frames == 5 and pipeline.stats.faces == 5 and pipeline.stats.errors == 2
+
+
+def test_batching_changes_nothing_but_the_number_of_calls(
+    models_env, brightness_onnx, two_faces, group_photo
+):
+    frames = [Frame(str(p), 0, None, read_image(p)) for p in [two_faces, group_photo] * 3]
+    results = {}
+    for batch in (1, 64):
+        light = BrightnessClassifier(brightness_onnx)
+        pipe = Pipeline("yunet", {"light": light}, batch_size=batch)
+        rows = list(pipe.run(frames))
+        results[batch] = [(r.source, r.face_index, r.face.attributes["light"].score) for r in rows]
+        assert sum(light.calls) == 15
+        if batch == 1:
+            assert len(light.calls) == 6  # one call per frame: each frame fills a batch
+    assert results[1] == results[64]
+
+
+def test_video_tracks_stay_stable(models_env, classifiers, face_video):
+    pipe = Pipeline("yunet", classifiers, smoothing=0.5)
+    rows = list(pipe.run([face_video]))
+    assert {r.status for r in rows} == {"ok"}
+    frames = sorted({r.frame for r in rows})
+    assert frames == list(range(36))
+    assert rows[1].timestamp == pytest.approx(0.0) and rows[-1].timestamp == pytest.approx(35 / 12)
+    # Two faces per frame, and each keeps its id: the upper face is always the same track.
+    ids_upper = set()
+    ids_lower = set()
+    for f in frames:
+        faces = [r.face for r in rows if r.frame == f]
+        assert len(faces) == 2
+        upper, lower = sorted(faces, key=lambda face: face.box.y1)
+        ids_upper.add(upper.track_id)
+        ids_lower.add(lower.track_id)
+    assert len(ids_upper) == 1 and len(ids_lower) == 1 and ids_upper != ids_lower
+    summary = TrackSummarizer()
+    for r in rows:
+        summary.add(r.source, r.frame, r.timestamp, r.face)
+    tracks = summary.summaries()
+    assert sorted(t.frames for t in tracks) == [36, 36]
+    for t in tracks:
+        assert set(t.dominant) == {"light", "side"}
+        assert sum(t.shares["light"].values()) == pytest.approx(1.0)
+
+
+def test_video_sampling_every_and_fps(models_env, classifiers, face_video):
+    pipe = Pipeline("yunet", classifiers)
+    every = sorted({r.frame for r in pipe.run([face_video], every=5)})
+    assert every == [0, 5, 10, 15, 20, 25, 30, 35]
+    fps = sorted({r.frame for r in pipe.run([face_video], fps=4)})
+    assert fps == list(range(0, 36, 3))
+
+
+def test_detection_only_and_mien_analyze(models_env, two_faces):
+    pipe = Pipeline("haar", {})
+    faces = pipe.analyze(two_faces)
+    assert len(faces) == 2 and all(f.attributes == {} for f in faces)
+    faces = mien.analyze(two_faces, detector="yunet", attributes=[])
+    assert len(faces) == 2 and faces[0].landmarks
+
+
+def test_unknown_attribute_spec_names_the_model():
+    with pytest.raises(mien.errors.MienError, match="nope"):
+        load_attributes(["smile=nope"])
