@@ -23,9 +23,8 @@ def compare_command(
     from mien.evaluation.compare import bar_chart_png, load_entries, rich_table, to_csv, to_markdown
 
     found = load_entries(entries)
-    console = Console()
-    if not console.is_terminal:  # piped to a file: do not squeeze the table to 80 columns
-        console = Console(width=200)
+    # markup off: names may hold [brackets]; piped output is not squeezed to 80 columns
+    console = Console(markup=False, width=None if Console().is_terminal else 200)
     console.print(rich_table(found))
     for path, write in ((markdown, lambda p: p.write_text(to_markdown(found))),
                         (csv_path, lambda p: p.write_text(to_csv(found))),

@@ -53,12 +53,13 @@ def evaluate_command(
         )
     result = dataclasses.replace(result, model_facts=facts)
 
-    out = Console()
+    # markup off: paths and labels may hold [brackets]; piped output is not squeezed to 80 columns
+    out = Console(markup=False, width=None if Console().is_terminal else 200)
     out.print(summary_line(result))
     out.print(metrics_table(result.metrics))
     if result.unreadable:
-        err.print(f"[yellow]{len(result.unreadable)} unreadable image(s) skipped[/], e.g. "
-                  f"{result.unreadable[0].error}")
+        err.print(f"{len(result.unreadable)} unreadable image(s) skipped, e.g. "
+                  f"{result.unreadable[0].error}", style="yellow", markup=False)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_json(), indent=1))

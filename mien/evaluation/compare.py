@@ -188,7 +188,8 @@ def _cell(stat: Stat | None, key: str, spread: bool) -> str:
     if key == "parameters":
         return f"{stat.mean / 1e6:.2f} M" if stat.mean >= 1e5 else f"{stat.mean:,.0f}"
     if key in ("images_per_second", "train_seconds"):
-        return f"{stat.mean:.0f}" + (f" ± {stat.std:.0f}" if stat.n > 1 else "")
+        digits = 0 if stat.mean >= 100 else 1
+        return f"{stat.mean:.{digits}f}" + (f" ± {stat.std:.{digits}f}" if stat.n > 1 else "")
     return stat.text(4 if key in HEADLINE else 3, spread=spread and key in HEADLINE)
 
 
