@@ -17,12 +17,14 @@ app = typer.Typer(
 )
 
 # Each module defines `register(app)`; keep them light to import (`mien --help` < 1 s).
+from mien.cli import analyze as _analyze  # noqa: E402
 from mien.cli import compare as _compare  # noqa: E402
 from mien.cli import data as _data  # noqa: E402
 from mien.cli import evaluate as _evaluate  # noqa: E402
+from mien.cli import models as _models  # noqa: E402
 from mien.cli import train as _train  # noqa: E402
 
-for _module in (_data, _evaluate, _compare, _train):
+for _module in (_data, _evaluate, _compare, _train, _analyze, _models):
     _module.register(app)
 
 
