@@ -15,6 +15,8 @@ def evaluate_command(
         help="Class folders, a train/val/test tree or a FER2013 CSV.")],
     split: Annotated[str | None, typer.Option(
         help="Split to score [default: test, else val, else all].")] = None,
+    attribute: Annotated[str | None, typer.Option(
+        help="CelebA folder: the attribute to score, e.g. Eyeglasses.")] = None,
     label_map: Annotated[str | None, typer.Option(
         help="Rename dataset classes to model labels: a=b,...")] = None,
     ignore: Annotated[str | None, typer.Option(help="Dataset classes to leave out: c,...")] = None,
@@ -40,7 +42,8 @@ def evaluate_command(
 
     spec = LabelSpec.parse(label_map=label_map, ignore=ignore)
     classifier = load_classifier(model)
-    split_name, dataset = select_split(open_dataset(data), split, source=str(data))
+    split_name, dataset = select_split(open_dataset(data, attribute=attribute), split,
+                                        source=str(data))
 
     facts = model_facts(model)
     err = Console(stderr=True)

@@ -66,3 +66,21 @@ def test_evaluate_report_option_for_a_run_folder(folder, fake_loader, tmp_path):
     assert "Training run" in page and "model: fer-a" in page
     assert (tmp_path / "r" / "mistakes.png").stat().st_size > 1000
     assert json.loads((tmp_path / "e.json").read_text())["train_seconds"] == 12.5
+
+
+def test_evaluate_celeba_attribute(tmp_path, fake_loader):
+    from eval_fakes import write_gray
+
+    root = tmp_path / "celeba"
+    rows = [("000001.jpg", 1, 30), ("000002.jpg", -1, 230), ("000003.jpg", 1, 220)]
+    for name, _, level in rows:
+        write_gray(root / "img_align_celeba" / name, level)
+    (root / "list_attr_celeba.txt").write_text(
+        "3\nSmiling Eyeglasses\n" + "".join(f"{n} 1 {v}\n" for n, v, _ in rows))
+    res = runner.invoke(app, ["evaluate", "m", str(root), "--attribute", "Eyeglasses",
+                              "--label-map", "eyeglasses=dark,no_eyeglasses=bright",
+                              "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "e.json").read_text())
+    # glasses at level 220 reads bright: rows true dark, mid, bright
+    assert record["confusion"] == [[1, 0, 1], [0, 0, 0], [0, 0, 1]]
