@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from mien.errors import MienError
+from mien.errors import MienError, require
 
 # One module per architecture family; each registers its models when imported.
 _ARCH_MODULES = (
@@ -76,6 +76,7 @@ def register_model(name: str, **defaults) -> Callable[[Callable], Callable]:
 def _load_architectures() -> None:
     global _loaded
     if not _loaded:
+        require("torch", "train")  # the architectures are torch modules
         for module in _ARCH_MODULES:
             importlib.import_module(module)
         _loaded = True

@@ -1,0 +1,185 @@
+"""Speed of every zoo model on this CPU at its native input size.
+
+Per model: trainable parameters, multiply-accumulates per image, training throughput (Adam,
+batches of 64, 2 torch threads), batched inference throughput (batches of 64, 2 threads) in torch
+and ONNX Runtime, and ONNX Runtime latency per face at batch 1 on 1 thread.
+
+    python benchmarks/zoo_speed.py [--models 'mien-net-*'] [--seconds 3] [--out PATH]
+
+Timings are the fastest of repeated runs. Prints a table and writes JSON (default
+benchmarks/results/zoo_speed.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from mien.models import create_model, list_models, model_info
+from mien.models.export import export_onnx
+
+BATCH = 64
+THREADS = 2
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of convolutions and dense layers for one image."""
+    total = 0
+
+    def hook(m, _inputs, out):
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+            total += out[0].numel() * k
+        elif isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model.eval()(x[:1])
+    for h in handles:
+        h.remove()
+    return total
+
+
+def timed(fn, seconds: float, min_runs: int = 2) -> float:
+    """Fastest seconds per call after one warm-up, over ~`seconds` (at least min_runs calls).
+
+    The fastest run, not the median: on a machine shared with other jobs it is the one least
+    disturbed by them (as `timeit` advises)."""
+    fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_runs or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def bench(name: str, seconds: float, workdir: Path) -> dict:
+    info = model_info(name)
+    autoencoder = info.task == "autoencoder"
+    torch.manual_seed(0)
+    model = create_model(name, max(info.num_classes, 1))
+    shape = (info.in_channels, *info.input_size)
+    x = torch.randn(BATCH, *shape)
+    if autoencoder:
+        target, loss_fn = x, nn.MSELoss()
+    elif info.num_classes == 1:
+        target, loss_fn = torch.randint(0, 2, (BATCH, 1)).float(), nn.BCEWithLogitsLoss()
+    else:
+        target, loss_fn = torch.randint(0, info.num_classes, (BATCH,)), nn.CrossEntropyLoss()
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    macs = count_macs(model, x)
+
+    torch.set_num_threads(THREADS)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def train_step():
+        opt.zero_grad()
+        loss_fn(model(x), target).backward()
+        opt.step()
+
+    model.train()
+    train_s = timed(train_step, seconds)
+
+    model.eval()
+
+    def torch_infer():
+        with torch.no_grad():
+            model(x)
+
+    torch_s = timed(torch_infer, seconds)
+
+    path = export_onnx(model, workdir / f"{name}.onnx", info.input_size, info.in_channels,
+                       {"arch": name})
+
+    def session(threads: int) -> ort.InferenceSession:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    batched, single = session(THREADS), session(1)
+    xb, x1 = x.numpy(), x[:1].numpy()
+    ort_s = timed(lambda: batched.run(None, {"input": xb}), seconds)
+    one_s = timed(lambda: single.run(None, {"input": x1}), seconds, min_runs=20)
+    return {
+        "model": name,
+        "input": list(shape),
+        "params": params,
+        "mmac": round(macs / 1e6, 2),
+        "train_img_s": round(BATCH / train_s, 1),
+        "torch_img_s": round(BATCH / torch_s, 1),
+        "onnx_img_s": round(BATCH / ort_s, 1),
+        "onnx_ms_1thread": round(one_s * 1e3, 3),
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mien zoo on {platform.processor() or platform.machine()}, "
+                        f"batch {BATCH}, {THREADS} threads; latency: batch 1, 1 thread")
+    columns = [("model", "model"), ("input", "C,H,W"), ("params", "params"), ("mmac", "MMAC"),
+               ("train_img_s", "train img/s"), ("torch_img_s", "torch img/s"),
+               ("onnx_img_s", "ONNX img/s"), ("onnx_ms_1thread", "ONNX ms/face")]
+    for key, title in columns:
+        table.add_column(title, justify="left" if key == "model" else "right")
+    for r in rows:
+        table.add_row(*[
+            "x".join(map(str, r[k])) if k == "input" else f"{r[k]:,}" if k == "params"
+            else str(r[k]) for k, _ in columns
+        ])
+    Console().print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="*", help="shell pattern over list_models()")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "results" / "zoo_speed.json")
+    args = parser.parse_args()
+    names = list_models(args.models)
+    load = os.getloadavg()[0]  # other jobs on the machine slow every figure; keep the record
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            rows.append(bench(name, args.seconds, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    print_table(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+                    "onnxruntime": ort.__version__, "load_avg_1min_at_start": load},
+        "batch": BATCH, "threads": THREADS, "results": rows,
+    }, indent=1) + "\n")
+    print(f"wrote {args.out}")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+if __name__ == "__main__":
+    main()
