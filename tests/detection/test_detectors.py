@@ -27,6 +27,8 @@ def detector(request, shared_models, monkeypatch):
     name = request.param
     if not detector_entry(name).available():
         pytest.skip(f"{name}: its model file or package is not installed here")
+    if name == "mtcnn":
+        request.getfixturevalue("one_torch_thread")
     return create_detector(name)
 
 

@@ -79,3 +79,27 @@ def test_a_tampered_local_file_is_refused(shared_models, tmp_path):
         verified_model_file("yunet", directory=tmp_path)
     with pytest.raises(ModelFileError, match="mien models fetch yunet"):
         verified_model_file("yunet", directory=tmp_path / "empty")
+
+
+def test_models_fetch_command(server, shared_models, tmp_path, capsys):
+    from mien.cli.main import main
+
+    root, base = server
+    shutil.copy(shared_models / "yunet_s_640_640.onnx", root / "y.onnx")
+    (root / "bad.onnx").write_bytes(b"not the model")
+    dest = tmp_path / "models"
+    with pytest.raises(SystemExit) as exc:
+        main(["models", "fetch", "yunet", "--dir", str(dest), "--url", f"{base}/y.onnx"])
+    assert exc.value.code == 0
+    assert str(dest / MODEL_FILES["yunet"].filename) in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(
+            ["models", "fetch", "yunet", "--dir", str(tmp_path / "b"), "--url", f"{base}/bad.onnx"]
+        )
+    assert exc.value.code != 0
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "does not match" in err and "Traceback" not in err
+    assert list((tmp_path / "b").iterdir()) == []
+    with pytest.raises(SystemExit) as exc:
+        main(["models", "fetch", "nope"])
+    assert exc.value.code != 0 and "unknown model file 'nope'" in capsys.readouterr().err

@@ -27,7 +27,12 @@ def mtcnn():
 
     if not detector_entry("mtcnn").available():
         pytest.skip("mtcnn weights not installed (pip install --no-deps facenet-pytorch==2.6.0)")
-    return create_detector("mtcnn")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets on a shared 2-core machine
+    yield create_detector("mtcnn")
+    torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("degrees", [-18, 0, 14])

@@ -1,0 +1,177 @@
+"""`mien analyze` in-process: formats and their columns, no-face and error rows, video with
+tracks, annotated output, bad options."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mien.cli.main import main
+from mien.inference.writers import BASE_COLUMNS
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+@pytest.fixture
+def photos(tmp_path, two_faces, group_photo):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(two_faces, folder / "a_two.jpg")
+    shutil.copy(group_photo, folder / "b_three.jpg")
+    Image.fromarray(np.full((90, 120, 3), 30, np.uint8)).save(folder / "c_blank.png")
+    (folder / "d_broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    return folder
+
+
+@pytest.fixture
+def light_model(brightness_onnx):
+    return f"light={brightness_onnx}"
+
+
+EXPECTED_COLUMNS = [*BASE_COLUMNS, "light", "light.dark", "light.bright"]
+
+
+def _check_rows(rows):
+    by_name = {}
+    for r in rows:
+        by_name.setdefault(r["source"].rsplit("/", 1)[-1], []).append(r)
+    assert list(by_name) == ["a_two.jpg", "b_three.jpg", "c_blank.png", "d_broken.jpg"]
+    assert [r["status"] for r in by_name["a_two.jpg"]] == ["ok", "ok"]
+    assert len(by_name["b_three.jpg"]) == 3
+    for r in by_name["a_two.jpg"] + by_name["b_three.jpg"]:
+        assert r["light"] in ("dark", "bright")
+        p = float(r["light.dark"]) + float(r["light.bright"])
+        assert p == pytest.approx(1.0, abs=1e-4)
+        assert float(r["x1"]) < float(r["x2"]) and float(r["y1"]) < float(r["y2"])
+    (blank,) = by_name["c_blank.png"]
+    assert blank["status"] == "no_face" and blank["light"] in (None, "")
+    (broken,) = by_name["d_broken.jpg"]
+    assert broken["status"] == "error" and "d_broken.jpg" in broken["message"]
+    return by_name
+
+
+def test_jsonl_to_stdout(photos, light_model, models_env, capsys):
+    code, out, err = run_cli(["analyze", str(photos), "--attributes", light_model], capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert all(list(r) == EXPECTED_COLUMNS for r in rows)
+    by_name = _check_rows(rows)
+    lm = by_name["a_two.jpg"][0]["landmarks"]
+    assert len(lm) == 5 and all(len(p) == 2 for p in lm)
+
+
+def test_csv_and_parquet_files_share_columns(photos, light_model, models_env, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["analyze", str(photos), "--attributes", light_model, "--out", str(out), "--format", "csv"],
+        capsys,
+    )
+    assert code == 0, err
+    assert "5 faces" in err and "1 without a face" in err and "1 unreadable" in err
+    with open(out / "faces.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == EXPECTED_COLUMNS
+        rows = list(reader)
+    by_name = _check_rows(rows)
+    assert len(json.loads(by_name["a_two.jpg"][0]["landmarks"])) == 5
+
+    pq = pytest.importorskip("pyarrow.parquet")
+    code, _, err = run_cli(
+        [
+            "analyze",
+            str(photos),
+            "--attributes",
+            light_model,
+            "--out",
+            str(out),
+            "--format",
+            "parquet",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    table = pq.read_table(out / "faces.parquet")
+    assert table.column_names == EXPECTED_COLUMNS
+    assert str(table.schema.field("light.bright").type) == "double"
+    _check_rows(table.to_pylist())
+
+
+def test_video_rows_tracks_and_annotations(face_video, light_model, models_env, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        [
+            "analyze",
+            str(face_video),
+            "--attributes",
+            light_model,
+            "--out",
+            str(out),
+            "--every",
+            "2",
+            "--annotate",
+            "--smooth",
+            "0.5",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    assert sorted({r["frame"] for r in rows}) == list(range(0, 36, 2))
+    assert {r["track_id"] for r in rows} == {1, 2}
+    tracks = json.loads((out / "tracks.json").read_text())
+    assert sorted(t["frames"] for t in tracks) == [18, 18]
+    assert all(set(t["dominant"]) == {"light"} for t in tracks)
+    import cv2
+
+    video = cv2.VideoCapture(str(out / "annotated" / "faces.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 18
+    ok, first = video.read()
+    assert ok and first.shape[:2] == (480, 360)
+
+
+def test_annotated_image_has_boxes_where_faces_are(
+    two_faces, light_model, models_env, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    code, _, err = run_cli(
+        ["analyze", str(two_faces), "--attributes", light_model, "--out", str(out), "--annotate"],
+        capsys,
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    drawn = np.asarray(Image.open(out / "annotated" / "2008_001009.jpg")).astype(int)
+    original = np.asarray(Image.open(two_faces)).astype(int)
+    changed = np.abs(drawn - original).sum(axis=2) > 120
+    for r in rows:  # the box's left edge is drawn, the face's middle is not
+        x1, y1, x2, y2 = (int(r[k]) for k in ("x1", "y1", "x2", "y2"))
+        assert changed[y1 + 5 : y2 - 5, x1].mean() > 0.8
+        assert changed[(y1 + y2) // 2, x1 + 8 : x2 - 8].mean() < 0.2
+
+
+def test_bad_options_fail_with_one_line(photos, models_env, tmp_path, capsys):
+    cases = [
+        (["analyze", str(photos), "--format", "xml"], "--format 'xml'"),
+        (["analyze", str(photos), "--annotate"], "--annotate writes files"),
+        (["analyze", str(photos), "--detector", "nope"], "unknown detector 'nope'"),
+        (["analyze", str(photos), "--attributes", "x=missing.onnx"], "missing.onnx"),
+        (["analyze"], "nothing to analyze"),
+        (["analyze", str(tmp_path / "empty_dir_missing"), "--attributes", ""], None),
+    ]
+    (tmp_path / "empty").mkdir()
+    cases.append((["analyze", str(tmp_path / "empty"), "--attributes", ""], "no image or video"))
+    for argv, message in cases:
+        code, out, err = run_cli(argv, capsys)
+        if message is None:  # a missing file is an error row, not a failure
+            assert code == 0 and json.loads(out)["status"] == "error"
+            continue
+        assert code != 0 and message in err and "Traceback" not in err, (argv, err)
