@@ -125,8 +125,11 @@ def test_label_spec_subset_merge_map_ignore(tmp_path):
     assert ds.classes == ("angry", "happy")
     assert ds.counts() == {"angry": 5, "happy": 4}
     assert all("contempt" not in s for s in ds.sources)
-    assert all(ds.classes[y] == "angry" for s, y in zip(ds.sources, ds.labels, strict=True)
-               if "/disgust/" in s)
+    assert all(
+        ds.classes[y] == "angry"
+        for s, y in zip(ds.sources, ds.labels, strict=True)
+        if "/disgust/" in s
+    )
     sub = open_dataset(tmp_path, labels=LabelSpec.parse(classes="happy,anger"))["all"]
     assert sub.classes == ("happy", "anger") and sub.counts() == {"happy": 4, "anger": 2}
     with pytest.raises(DatasetError, match="sad not found"):

@@ -138,6 +138,7 @@ def test_contrast_scales_deviation_keeps_mean():
 def test_blur_smooths_and_grayscale_equalizes_channels():
     img = _rgb(32, 32)
     blurred = T.gaussian_blur(img, 1.5)
+
     def roughness(a):
         return np.abs(np.diff(a.astype(int), axis=1)).mean()
 
