@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[train,dev]"
+.venv/bin/python -m pip install --quiet -e ".[train,serve,dev]"
 [ "${1:-}" = "--install-only" ] && exit 0
 
 .venv/bin/mien --help

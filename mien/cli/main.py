@@ -22,9 +22,10 @@ from mien.cli import compare as _compare  # noqa: E402
 from mien.cli import data as _data  # noqa: E402
 from mien.cli import evaluate as _evaluate  # noqa: E402
 from mien.cli import models as _models  # noqa: E402
+from mien.cli import serve as _serve  # noqa: E402
 from mien.cli import train as _train  # noqa: E402
 
-for _module in (_data, _evaluate, _compare, _train, _analyze, _models):
+for _module in (_data, _evaluate, _compare, _train, _analyze, _models, _serve):
     _module.register(app)
 
 

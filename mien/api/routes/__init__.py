@@ -1,0 +1,1 @@
+"""One router per concern; `mien.api.app` wires them."""

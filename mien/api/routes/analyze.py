@@ -1,0 +1,94 @@
+"""POST /v1/analyze and /v1/analyze/batch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from mien.api.errors import ApiError
+from mien.api.routes.deps import loaded_service, read_uploads, require_api_key
+from mien.api.schemas import AnalyzeOut, BatchItemOut, ErrorOut
+from mien.api.service import AnalyzeOptions, Service
+
+router = APIRouter(prefix="/v1", tags=["analyze"], dependencies=[Depends(require_api_key)])
+
+IMAGE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {"files": {"type": "array",
+                                     "items": {"type": "string", "format": "binary"}}}}}},
+    }
+}
+ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in {
+    401: "missing or wrong X-API-Key", 413: "file or image dimensions over the limit",
+    415: "not an image", 422: "unreadable image or bad option", 503: "queue full",
+    504: "took longer than the server's timeout"}.items()}
+
+
+def analyze_options(
+    attributes: Annotated[str | None, Query(
+        description="Comma list of loaded attributes [default: all of them]; '' for none.")] = None,
+    detector: Annotated[str | None, Query(
+        description="haar, yunet or mtcnn when available [default: the server's].")] = None,
+    min_face: Annotated[int | None, Query(ge=1, le=100_000,
+                                          description="Smallest face side, pixels.")] = None,
+    threshold: Annotated[float | None, Query(ge=0.0, le=1.0,
+                                             description="Detector score threshold.")] = None,
+    annotate: Annotated[bool, Query(
+        description="Also return the picture with boxes and labels drawn.")] = False,
+    annotate_format: Annotated[Literal["jpeg", "png"], Query()] = "jpeg",
+) -> AnalyzeOptions:
+    names = None
+    if attributes is not None:
+        names = tuple(a.strip() for a in attributes.split(",") if a.strip())
+    return AnalyzeOptions(names, detector, min_face, threshold, annotate, annotate_format)
+
+
+@router.post("/analyze", response_model=AnalyzeOut, responses=ERRORS, openapi_extra=IMAGE_BODY)
+async def analyze(
+    request: Request,
+    options: Annotated[AnalyzeOptions, Depends(analyze_options)],
+    svc: Annotated[Service, Depends(loaded_service)],
+) -> AnalyzeOut:
+    """Faces in one image: multipart field `file`, or the image bytes as the body."""
+    options = svc.resolve(options)
+    [(name, data)] = (await read_uploads(request, 1, svc.settings.max_upload_bytes))[:1]
+    if isinstance(data, ApiError):
+        raise data
+    return AnalyzeOut.of(await svc.run(svc.analyze, data, name, options))
+
+
+@router.post("/analyze/batch", response_model=list[BatchItemOut], responses=ERRORS,
+             openapi_extra=BATCH_BODY)
+async def analyze_batch(
+    request: Request,
+    options: Annotated[AnalyzeOptions, Depends(analyze_options)],
+    svc: Annotated[Service, Depends(loaded_service)],
+) -> list[BatchItemOut]:
+    """Several images (multipart, one file part each) -> one result or error per image, in
+    order; a bad image does not fail the others."""
+    options = svc.resolve(options)
+    settings = svc.settings
+    items = await read_uploads(request, settings.max_batch_images, settings.max_upload_bytes)
+    results = await svc.run(svc.analyze_many, items, options)
+    out = []
+    for (name, _), result in zip(items, results, strict=True):
+        if isinstance(result, ApiError):
+            out.append(BatchItemOut(filename=name, status=result.status, error=result.error,
+                                    detail=result.detail))
+        else:
+            out.append(BatchItemOut(filename=name, status=200, result=AnalyzeOut.of(result)))
+    return out

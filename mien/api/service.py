@@ -1,0 +1,317 @@
+"""The work behind the routes: models loaded once per process, a bounded worker pool, and the
+analysis of uploaded bytes with the library's detector, face crops and classifiers."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from mien.api.errors import ApiError
+from mien.api.settings import Settings
+from mien.api.uploads import check_pixels
+from mien.types import Face
+
+ANNOTATE_FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}
+DETECTORS_PER_THREAD = 8  # distinct (detector, min_face, threshold) kept ready per worker
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzeOptions:
+    """Per-request choices; None means the server's setting."""
+
+    attributes: tuple[str, ...] | None = None  # a subset of the loaded attributes
+    detector: str | None = None
+    min_face: int | None = None
+    threshold: float | None = None
+    annotate: bool = False
+    annotate_format: str = "jpeg"
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    name: str
+    width: int
+    height: int
+    faces: tuple[Face, ...]
+    detector: str
+    attributes: tuple[str, ...]
+    elapsed_ms: float
+    annotated: bytes | None = None
+    annotated_type: str | None = None
+
+
+class WorkerPool:
+    """`workers` threads and at most `queue_size` waiting jobs; past that callers get 503 at
+    once instead of piling up, and a caller waits at most `timeout_s` (504)."""
+
+    def __init__(self, workers: int, queue_size: int):
+        self.workers, self.queue_size = workers, queue_size
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mien-api")
+        self._lock = threading.Lock()
+        self.in_flight = 0
+
+    def _release(self, _future) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    async def run(self, timeout_s: float, fn, *args):
+        with self._lock:
+            if self.in_flight >= self.workers + self.queue_size:
+                raise ApiError(503, "busy", f"all {self.workers} workers are busy and "
+                               f"{self.queue_size} requests are waiting; retry in a moment")
+            self.in_flight += 1
+        future = self._executor.submit(fn, *args)
+        future.add_done_callback(self._release)  # also when cancelled while still queued
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except TimeoutError:
+            raise ApiError(504, "timeout", f"analysis took longer than {timeout_s:g} s; send a "
+                           "smaller image or retry when the server is less busy") from None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class FaceBatcher:
+    """Collects the face crops of concurrent requests for up to `wait_s` and runs each
+    classifier once over all of them."""
+
+    def __init__(self, classify, wait_s: float, max_faces: int = 64):
+        import queue
+
+        self._classify, self.wait_s, self.max_faces = classify, wait_s, max_faces
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="mien-api-batcher", daemon=True)
+        self._thread.start()
+
+    def classify(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
+        if not crops:
+            return []
+        future: Future = Future()
+        self._queue.put((names, list(crops), future))
+        return future.result()
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _loop(self) -> None:
+        import queue
+
+        held = []  # items for another attribute set, first in the next round
+        while True:
+            item = held.pop(0) if held else self._queue.get()
+            if item is None:
+                return
+            group, total = [item], len(item[1])
+            deadline = time.perf_counter() + self.wait_s
+            while total < self.max_faces:
+                left = deadline - time.perf_counter()
+                try:
+                    more = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    held.append(more)
+                    break
+                if more[0] == item[0]:
+                    group.append(more)
+                    total += len(more[1])
+                else:
+                    held.append(more)
+            crops = [c for _, cs, _ in group for c in cs]
+            try:
+                predictions = self._classify(item[0], crops)
+            except BaseException as exc:
+                for _, _, future in group:
+                    future.set_exception(exc)
+                continue
+            start = 0
+            for _, cs, future in group:
+                future.set_result(predictions[start:start + len(cs)])
+                start += len(cs)
+
+
+class Service:
+    """Loads the models on first use (or at startup) and analyses uploads in worker threads."""
+
+    def __init__(self, settings: Settings, classifiers: Mapping | None = None):
+        self.settings = settings
+        self._given = dict(classifiers) if classifiers is not None else None
+        self.classifiers: dict = {}
+        self.default_detector: str = ""
+        self._load_detector = None
+        self.ready = False
+        self._load_lock = threading.Lock()
+        self._local = threading.local()
+        self.pool = WorkerPool(settings.workers, settings.queue_size)
+        self.batcher = (FaceBatcher(self._classify, settings.batch_wait_ms / 1000)
+                        if settings.batch_wait_ms > 0 else None)
+
+    # --- models ------------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Classifiers and the default detector, once; a broken model file fails here."""
+        with self._load_lock:
+            if self.ready:
+                return
+            from mien.detection import default_detector_name
+            from mien.inference.pipeline import load_attributes
+
+            specs = self.settings.attributes
+            self.classifiers = (self._given if self._given is not None
+                                else load_attributes(list(specs) if specs is not None else None))
+            self.default_detector = self.settings.detector or default_detector_name()
+            self._load_detector = self._detector(
+                self.default_detector, self.settings.min_face, self.settings.threshold)
+            self.ready = True
+
+    def _detector(self, name: str, min_face: int, threshold: float | None):
+        from mien.detection import create_detector
+
+        cache = getattr(self._local, "detectors", None)
+        if cache is None:
+            cache = self._local.detectors = OrderedDict()
+        key = (name, min_face, threshold)
+        if key not in cache:
+            cache[key] = create_detector(name, min_face=min_face, score_threshold=threshold)
+            if len(cache) > DETECTORS_PER_THREAD:
+                cache.popitem(last=False)
+        cache.move_to_end(key)
+        return cache[key]
+
+    def resolve(self, options: AnalyzeOptions) -> AnalyzeOptions:
+        """Fill the server's defaults in and refuse unknown names (422)."""
+        from mien.detection import list_detectors
+
+        self.load()
+        names = options.attributes
+        if names is None:
+            names = tuple(self.classifiers)
+        unknown = [n for n in names if n not in self.classifiers]
+        if unknown:
+            have = ", ".join(self.classifiers) or "none"
+            raise ApiError(422, "unknown_attribute", f"attributes {', '.join(unknown)} are not "
+                           f"loaded; choose from: {have}")
+        detector = options.detector or self.default_detector
+        if detector != self.default_detector and detector not in list_detectors(True):
+            raise ApiError(422, "unknown_detector", f"detector {detector!r} is not available; "
+                           f"choose from: {', '.join(list_detectors(True))}")
+        if options.annotate_format not in ANNOTATE_FORMATS:
+            raise ApiError(422, "invalid_request", f"annotate_format {options.annotate_format!r}: "
+                           f"use {' or '.join(ANNOTATE_FORMATS)}")
+        return dataclasses.replace(
+            options, attributes=tuple(names), detector=detector,
+            min_face=options.min_face or self.settings.min_face,
+            threshold=options.threshold if options.threshold is not None
+            else self.settings.threshold)
+
+    # --- work (in a worker thread) -----------------------------------------------------------
+
+    def _classify(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
+        from mien.inference.pipeline import Pipeline
+
+        # Pipeline.classify never touches the detector, so the one built at load time stands in.
+        pipeline = Pipeline(self._load_detector, {n: self.classifiers[n] for n in names})
+        return pipeline.classify(crops)
+
+    def _detect(self, data: bytes, name: str, options: AnalyzeOptions):
+        from mien.data.io import decode_image
+        from mien.inference.align import DEFAULT_MARGIN, crop_faces
+
+        check_pixels(data, name, self.settings.max_pixels)
+        image = decode_image(data, "rgb", name=name, max_pixels=self.settings.max_pixels)
+        detector = self._detector(options.detector, options.min_face, options.threshold)
+        faces = detector.detect(image)
+        crops = crop_faces(image, faces, DEFAULT_MARGIN) if options.attributes else []
+        return image, faces, crops
+
+    def _predict(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
+        if not names or not crops:
+            return [{} for _ in crops]
+        if self.batcher is not None:
+            return self.batcher.classify(names, crops)
+        return self._classify(names, crops)
+
+    def _finish(self, name, image, faces, predictions, options, start) -> Analysis:
+        faces = tuple(dataclasses.replace(f, attributes=p)
+                      for f, p in zip(faces, predictions, strict=True))
+        annotated = None
+        if options.annotate:
+            annotated = encode_image(draw(image, faces), options.annotate_format)
+        return Analysis(
+            name, image.shape[1], image.shape[0], faces, options.detector, options.attributes,
+            (time.perf_counter() - start) * 1000, annotated,
+            ANNOTATE_FORMATS[options.annotate_format] if options.annotate else None)
+
+    def analyze(self, data: bytes, name: str, options: AnalyzeOptions) -> Analysis:
+        start = time.perf_counter()
+        image, faces, crops = self._detect(data, name, options)
+        predictions = self._predict(options.attributes, crops) if options.attributes else [
+            {} for _ in faces]
+        return self._finish(name, image, faces, predictions, options, start)
+
+    def analyze_many(self, items: Sequence[tuple[str, bytes | ApiError]],
+                     options: AnalyzeOptions) -> list[Analysis | ApiError]:
+        """Several images; one classifier call over all their faces. A bad image becomes its
+        own ApiError in the list instead of failing the others."""
+        from mien.api.errors import mien_error_status
+        from mien.errors import MienError
+
+        start = time.perf_counter()
+        prepared: list = []
+        for name, data in items:
+            if isinstance(data, ApiError):
+                prepared.append(data)
+                continue
+            try:
+                prepared.append((name, *self._detect(data, name, options)))
+            except ApiError as exc:
+                prepared.append(exc)
+            except MienError as exc:
+                prepared.append(ApiError(*mien_error_status(exc), str(exc)))
+        crops = [c for p in prepared if not isinstance(p, ApiError) for c in p[3]]
+        predictions = iter(self._predict(options.attributes, crops) if options.attributes
+                           else [{} for _ in crops])
+        out: list[Analysis | ApiError] = []
+        for p in prepared:
+            if isinstance(p, ApiError):
+                out.append(p)
+                continue
+            name, image, faces, _ = p
+            preds = [next(predictions) if options.attributes else {} for _ in faces]
+            out.append(self._finish(name, image, faces, preds, options, start))
+        return out
+
+    async def run(self, fn, *args):
+        return await self.pool.run(self.settings.timeout_s, fn, *args)
+
+    def close(self) -> None:
+        self.pool.close()
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+def draw(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+    from mien.inference.draw import draw_faces
+
+    return draw_faces(image, faces)
+
+
+def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    if fmt == "png":
+        Image.fromarray(rgb).save(buffer, "PNG", compress_level=3)
+    else:
+        Image.fromarray(rgb).save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()

@@ -1,0 +1,58 @@
+"""What the HTTP service allows and loads; one frozen record built by `mien serve` or a test."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+from mien.errors import MienError
+
+API_KEY_ENV = "MIEN_API_KEY"
+MIB = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Models: loaded once per process, shared by every worker thread.
+    detector: str | None = None  # None: yunet when its file is present, else haar
+    attributes: tuple[str, ...] | None = None  # specs as in `mien analyze`; None: every bundled one
+    min_face: int = 20
+    threshold: float | None = None
+    # Limits. A phone photo is 2-6 MB and 12-50 MP; anything larger is more likely an accident
+    # or an attack than a face photo.
+    max_upload_bytes: int = 16 * MIB
+    max_pixels: int = 50_000_000
+    max_batch_images: int = 16
+    # Threads that decode, detect and classify. OpenCV and ONNX Runtime release the GIL, so
+    # threads use the cores without loading the models once per process.
+    workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    queue_size: int = 32  # requests allowed to wait for a worker before answering 503
+    timeout_s: float = 30.0  # per request, waiting in the queue included -> 504
+    api_key: str | None = None  # when set, /v1 routes need the header X-API-Key
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers (same-origin page only)
+    # Collect face crops of concurrent requests for this long and classify them in one call;
+    # 0 classifies each request's faces on their own (see benchmarks/serve_load.py).
+    batch_wait_ms: float = 0.0
+
+    def __post_init__(self):
+        checks = {
+            "max_upload_bytes": self.max_upload_bytes >= 1,
+            "max_pixels": self.max_pixels >= 1,
+            "max_batch_images": self.max_batch_images >= 1,
+            "workers": self.workers >= 1,
+            "queue_size": self.queue_size >= 0,
+            "timeout_s": self.timeout_s > 0,
+            "min_face": self.min_face >= 1,
+            "batch_wait_ms": self.batch_wait_ms >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise MienError(f"{name}={getattr(self, name)!r}: use a positive value")
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        """Settings with the API key taken from $MIEN_API_KEY unless given."""
+        settings = cls(**overrides)
+        if settings.api_key is None and os.environ.get(API_KEY_ENV):
+            settings = replace(settings, api_key=os.environ[API_KEY_ENV])
+        return settings

@@ -1,0 +1,117 @@
+"""Checks on uploaded bytes before anything decodes them: size, declared type, magic number,
+pixel count. Each failure is an ApiError with the status a client can act on."""
+
+from __future__ import annotations
+
+import io
+
+from mien.api.errors import ApiError
+
+# Leading bytes of the formats the decoder accepts; anything else is refused before decoding.
+MAGIC: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"BM", 0, "image/bmp"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+    (b"WEBP", 8, "image/webp"),  # after "RIFF" and the chunk size
+)
+# Declared types a browser or HTTP client may send for an image file.
+NEUTRAL_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file bytes
+
+
+def sniff(data: bytes) -> str | None:
+    """The image media type that the leading bytes announce, or None."""
+    for magic, offset, media_type in MAGIC:
+        if data[offset:offset + len(magic)] == magic:
+            if media_type == "image/webp" and not data.startswith(b"RIFF"):
+                continue
+            return media_type
+    return None
+
+
+def check_upload(data: bytes, declared: str | None, name: str, max_bytes: int) -> str:
+    """Refuse what is empty, too big, declared as a non-image or not an image by its bytes;
+    return the sniffed media type."""
+    declared = (declared or "").split(";")[0].strip().lower()
+    if declared and declared not in NEUTRAL_TYPES and not declared.startswith("image/"):
+        raise ApiError(415, "unsupported_media_type",
+                       f"{name}: sent as {declared}; upload an image (JPEG, PNG, WebP, GIF, BMP, "
+                       "TIFF) with an image/* content type")
+    if not data:
+        raise ApiError(422, "empty_upload", f"{name}: no bytes received; attach the image file")
+    if len(data) > max_bytes:
+        raise ApiError(413, "payload_too_large",
+                       f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,}; "
+                       "send a smaller or more compressed image")
+    media_type = sniff(data)
+    if media_type is None:
+        raise ApiError(415, "unsupported_media_type",
+                       f"{name}: not a JPEG, PNG, WebP, GIF, BMP or TIFF file by its content; "
+                       "upload one of those")
+    return media_type
+
+
+def check_pixels(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
+    """Width and height from the header alone, refusing decompression bombs before decoding."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            w, h = img.size
+    except Exception:  # corrupt headers are reported by the decoder with its own message
+        return 0, 0
+    if w * h > max_pixels:
+        raise ApiError(413, "image_too_large",
+                       f"{name}: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,}; "
+                       "downscale the image first")
+    return w, h
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit(path)` bytes is refused with 413, from its
+    Content-Length when sent, else as soon as the streamed bytes pass the limit."""
+
+    def __init__(self, app, limit):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limit(scope["path"])
+        if limit is None:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await _too_large(send, int(length), limit)
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise ApiError(413, "payload_too_large",
+                                   f"request body passed the limit of {limit:,} bytes; "
+                                   "send a smaller image")
+            return message
+
+        return await self.app(scope, counting_receive, send)
+
+
+async def _too_large(send, length: int, limit: int) -> None:
+    import json
+
+    body = json.dumps({"error": "payload_too_large",
+                       "detail": f"request body of {length:,} bytes exceeds the limit of "
+                                 f"{limit:,}; send a smaller image"}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
