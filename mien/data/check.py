@@ -580,20 +580,16 @@ class QuarantineResult:
 
 def files_to_quarantine(report: CheckReport) -> dict[str, str]:
     """{relative path: kind} of every flagged file, except the first file of each duplicate
-    group (files are listed train first, then by path, so the training copy stays)."""
-    keep: set[str] = set()
+    group (train first, then by path, so the training copy stays). Near-duplicate groups hold
+    whole byte-identical groups and share their first file, so one copy of the content stays."""
     move: dict[str, str] = {}
-    for f in report.findings:
-        if f.kind in KEEP_ONE and f.files:
-            keep.add(f.files[0])
     for f in report.findings:
         if f.kind in MOVE_ALL:
             for p in f.files:
                 move.setdefault(p, f.kind)
         elif f.kind in KEEP_ONE:
             for p in f.files[1:]:
-                if p not in keep:
-                    move.setdefault(p, f.kind)
+                move.setdefault(p, f.kind)
     return move
 
 

@@ -1,9 +1,11 @@
 import json
+import shutil
 import time
 
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from mien.data import check as C
 from mien.errors import DatasetError
@@ -207,3 +209,16 @@ def test_fer2013_defects_and_speed(shared_data):
     assert len(k["near_constant"]) == 13
     assert report.files_scanned == 32298
     assert seconds < 120
+
+
+def test_quarantine_keeps_one_copy_of_near_group_holding_exact_copies(tmp_path):
+    clean_tree(tmp_path / "ds")
+    root = tmp_path / "ds"
+    shutil.copy(root / "val" / "a" / "0.png", root / "val" / "a" / "0_copy.png")
+    blurred = cv2.GaussianBlur(np.asarray(Image.open(root / "val" / "a" / "0.png")), (0, 0), 1)
+    save(root / "train" / "b" / "blurred.png", blurred)
+    report = C.check_dataset(root)
+    assert set(report.summary()) == {"duplicate", "near_leakage"}
+    moved = set(C.quarantine(report, tmp_path / "q").moved)
+    assert moved == {"val/a/0.png", "val/a/0_copy.png"}
+    assert (root / "train" / "b" / "blurred.png").exists()
