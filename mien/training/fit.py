@@ -163,7 +163,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
         pre = _preprocess_for(cfg)
         echo(f"decoding images for {cfg.model or cfg.transfer_from} at "
              f"{pre.input_size[0]}x{pre.input_size[1]} {pre.color} ...")
+        t0 = time.perf_counter()
         data = prepare(cfg, pre, read_split_record(run_dir) if resume else None)
+        echo(f"decoded {len(data.train_y)} training and {len(data.val_y)} validation images "
+             f"in {time.perf_counter() - t0:.1f}s")
     for line in data.skipped[:5]:
         echo(f"skipped {line}")
     if len(data.skipped) > 5:
@@ -364,7 +367,9 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
         "final_val_accuracy": result.final_val_accuracy,
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "stopped": result.stopped,
         "train_seconds": round(result.train_seconds, 3),
-        "images_per_second": round(loop["images_seen"] / max(result.train_seconds, 1e-9), 1),
+        # Training steps only (validation excluded), so it compares across validation sizes.
+        "images_per_second": round(
+            loop["images_seen"] / max(sum(h["seconds"] for h in loop["history"]), 1e-9), 1),
         "num_train": int(len(data.train_y)), "num_val": int(len(data.val_y)),
         "skipped": list(data.skipped), "hardware": _hardware(device), "history": loop["history"],
     }

@@ -32,11 +32,12 @@ def make_loss(kind: str, *, label_smoothing: float = 0.0, weights=None):
             return F.cross_entropy(logits.float(), y, weight=None if w is None else w.to(y.device),
                                    label_smoothing=label_smoothing)
     elif kind == "squared_hinge":
-        # One-vs-rest L2-SVM on the logits (Tang 2013, "Deep Learning using Linear SVMs").
+        # One-vs-rest L2-SVM on the logits (Tang 2013), averaged over classes as Keras'
+        # squared_hinge, so the reports' output-layer L2 weighs the same against it.
         def loss(logits, y):
             target = -torch.ones_like(logits, dtype=torch.float32)
             target[torch.arange(len(y)), y] = 1.0
-            per = torch.clamp(1.0 - target * logits.float(), min=0.0).pow(2).sum(dim=1)
+            per = torch.clamp(1.0 - target * logits.float(), min=0.0).pow(2).mean(dim=1)
             sw = per_sample_weight(y)
             return per.mean() if sw is None else (per * sw).sum() / sw.sum()
     elif kind == "bce":

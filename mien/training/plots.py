@@ -20,6 +20,8 @@ def _figure(width: float, height: float):
 
 def plot_curves(history: Sequence[Mapping], path: str | os.PathLike) -> None:
     """Loss and accuracy per epoch, train against validation."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = _figure(10, 4)
     epochs = [h["epoch"] for h in history]
     for ax, key, title in zip(fig.subplots(1, 2), ("loss", "accuracy"), ("loss", "accuracy"),
@@ -27,6 +29,7 @@ def plot_curves(history: Sequence[Mapping], path: str | os.PathLike) -> None:
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
         ax.plot(epochs, [h[f"val_{key}"] for h in history], "o-", label="val")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()

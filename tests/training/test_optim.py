@@ -10,8 +10,9 @@ def test_squared_hinge_is_zero_beyond_the_margin_and_quadratic_inside():
     loss = make_loss("squared_hinge")
     y = torch.tensor([0])
     assert float(loss(torch.tensor([[2.0, -2.0]]), y)) == 0.0
-    # margins 1 - 0 for both classes: 1^2 + 1^2
-    assert float(loss(torch.tensor([[0.0, 0.0]]), y)) == pytest.approx(2.0)
+    # margin 1 - 0 for both classes: mean of 1^2 and 1^2; and (1 - 0.5)^2 / 2 for one class
+    assert float(loss(torch.tensor([[0.0, 0.0]]), y)) == pytest.approx(1.0)
+    assert float(loss(torch.tensor([[0.5, -3.0]]), y)) == pytest.approx(0.125)
 
 
 def test_bce_with_one_output_is_binary():

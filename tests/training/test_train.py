@@ -160,3 +160,42 @@ def test_corrupt_or_foreign_model_files_raise_model_file_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelFileError, match="empty"):
         load_classifier(tmp_path / "empty")
+
+
+def test_unreadable_images_are_skipped_or_stop_a_strict_run(stripes, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(stripes, data)
+    (data / "vertical" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "run"
+    run_cli("train", data, *FAST, "--epochs", "1", "--out", out, "--val", "0.25")
+    m = json.loads((out / "metrics.json").read_text())
+    assert len(m["skipped"]) == 1 and "broken.png" in m["skipped"][0]
+    assert m["num_train"] + m["num_val"] == 40
+
+    result = run_cli("train", data, *FAST, "--epochs", "1", "--out", tmp_path / "strict",
+                     "--strict", ok=False)
+    assert result.exit_code != 0 and "broken.png" in str(result.exception)
+
+
+def test_early_stopping_keeps_the_best_epoch(stripes, tmp_path):
+    out = tmp_path / "run"
+    # An lr this small never improves on epoch 1, so patience 1 stops after epoch 2.
+    run_cli("train", stripes, *FAST, "--epochs", "5", "--patience", "1", "--lr", "1e-12",
+            "--out", out)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped"] == "early_stopping" and m["epochs_run"] == 2 and m["best_epoch"] == 1
+    assert read_record(out / "model.safetensors")["epoch"] == 1
+
+
+def test_time_budget_and_mirror_double(stripes, tmp_path):
+    out = tmp_path / "run"
+    run_cli("train", stripes, *FAST, "--epochs", "3", "--mirror-double", "--out", out)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["history"][0]["images"] == 2 * m["num_train"]  # each image and its mirror
+
+    out = tmp_path / "budget"
+    run_cli("train", stripes, *FAST, "--epochs", "3", "--max-minutes", "1e-6", "--out", out)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped"] == "time_budget" and m["epochs_run"] == 1
+    assert m["history"][0]["images"] == 8  # one batch, then the budget was spent
+    assert (out / "model.onnx").is_file()
