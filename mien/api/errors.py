@@ -54,8 +54,9 @@ def install(app) -> None:
 
     async def validation_error(request, exc: RequestValidationError):
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        detail = f"{where}: {first.get('msg', 'invalid value')}" if where else str(exc)
+        where = ".".join(str(p) for p in first.get("loc", ())[1:])  # drop "query"/"body"
+        given = f"={first['input']!r}" if isinstance(first.get("input"), str | int) else ""
+        detail = f"{where}{given}: {first.get('msg', 'invalid value')}" if where else str(exc)
         return JSONResponse(payload("invalid_request", detail), 422)
 
     async def unexpected(request, exc: Exception):

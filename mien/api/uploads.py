@@ -4,6 +4,7 @@ pixel count. Each failure is an ApiError with the status a client can act on."""
 from __future__ import annotations
 
 import io
+import warnings
 
 from mien.api.errors import ApiError
 
@@ -60,8 +61,13 @@ def check_pixels(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            w, h = img.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # judged below
+            with Image.open(io.BytesIO(data)) as img:
+                w, h = img.size
+    except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours
+        raise ApiError(413, "image_too_large", f"{name}: {exc}; downscale the image first"
+                       ) from exc
     except Exception:  # corrupt headers are reported by the decoder with its own message
         return 0, 0
     if w * h > max_pixels:

@@ -1,0 +1,238 @@
+"""Every bad upload or overload gets a 4xx/5xx JSON error {"error", "detail"}, never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from conftest import BlockingClassifier, bomb_png, png_bytes
+from fastapi.testclient import TestClient
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def assert_error(r, status: int, error: str) -> str:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "detail"} and body["error"] == error
+    assert body["detail"]
+    return body["detail"]
+
+
+def test_oversized_upload_is_413_whichever_way_it_comes(make_app, face_photo):
+    client = TestClient(make_app(max_upload_bytes=len(face_photo) - 1))
+    # Raw body with Content-Length: refused before the body is read.
+    assert_error(client.post("/v1/analyze", content=face_photo, headers=JPEG),
+                 413, "payload_too_large")
+    # Multipart: the file part alone is over the limit though the request fits.
+    detail = assert_error(client.post("/v1/analyze", files={
+        "file": ("big.jpg", face_photo, "image/jpeg")}), 413, "payload_too_large")
+    assert "big.jpg" in detail
+    # Streamed without Content-Length (chunked): refused as the bytes pass the limit.
+    client = TestClient(make_app(max_upload_bytes=1000))
+
+    def chunks():
+        for _ in range(200):
+            yield b"\xff" * 1000
+
+    assert_error(client.post("/v1/analyze", content=chunks(), headers=JPEG),
+                 413, "payload_too_large")
+
+
+def test_truncated_image_is_422(client, two_faces):
+    detail = assert_error(client.post("/v1/analyze", files={
+        "file": ("cut.jpg", two_faces[:3000], "image/jpeg")}), 422, "unreadable_image")
+    assert "cut.jpg" in detail and "truncated" in detail
+
+
+@pytest.mark.parametrize("data", [
+    b"just some text, not a picture",
+    b"%PDF-1.7\n" + bytes(200),
+    b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+])
+def test_non_image_bytes_are_415_even_when_declared_as_jpeg(client, data):
+    assert_error(client.post("/v1/analyze", content=data, headers=JPEG),
+                 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json",
+                                          "application/x-www-form-urlencoded"])
+def test_wrong_content_type_is_415(client, face_photo, content_type):
+    detail = assert_error(client.post("/v1/analyze", content=face_photo,
+                                      headers={"Content-Type": content_type}),
+                          415, "unsupported_media_type")
+    assert content_type in detail
+
+
+def test_wrong_content_type_on_a_file_part_is_415(client, face_photo):
+    assert_error(client.post("/v1/analyze", files={
+        "file": ("a.jpg", face_photo, "text/html")}), 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("data", [
+    b"\xff\xd8\xff" + bytes(50),  # JPEG magic, then nothing sensible
+    b"\x89PNG\r\n\x1a\n" + b"\x00" * 30,
+    b"GIF89a\x01\x00",
+    b"RIFF\x10\x00\x00\x00WEBPVP8 ",
+    b"BM" + bytes(10),
+    b"II*\x00" + bytes(4),
+])
+def test_garbage_behind_image_magic_is_422_never_500(client, data):
+    r = client.post("/v1/analyze", content=data, headers=JPEG)
+    assert_error(r, 422, "unreadable_image")
+
+
+def test_empty_upload_and_form_without_file_are_422(client):
+    assert_error(client.post("/v1/analyze", content=b"", headers=JPEG), 422, "empty_upload")
+    assert_error(client.post("/v1/analyze", files={"x": ("empty.png", b"", "image/png")}),
+                 422, "empty_upload")
+    only_text = client.post("/v1/analyze", data={"note": "hi"}, files={"x": ("", b"", "")})
+    assert_error(only_text, 422, "no_file")
+    r = client.post("/v1/analyze", data={"note": "hi"},
+                    headers={"Content-Type": "multipart/form-data; boundary=zz"})
+    assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "detail"}
+
+
+@pytest.mark.parametrize("side", [12_000, 60_000])  # under and over Pillow's own cap
+def test_decompression_bomb_is_413_before_decoding(client, side):
+    bomb = bomb_png(side, side)
+    assert len(bomb) < 2000
+    detail = assert_error(client.post("/v1/analyze", files={
+        "file": ("bomb.png", bomb, "image/png")}), 413, "image_too_large")
+    assert "bomb.png" in detail and (f"{side}x{side}" in detail or f"{side * side}" in detail)
+
+
+def test_pixel_limit_applies_to_real_images(make_app):
+    client = TestClient(make_app(max_pixels=99 * 100))
+    ok, over = png_bytes(np.zeros((99, 100, 3), np.uint8)), png_bytes(
+        np.zeros((100, 100, 3), np.uint8))
+    assert client.post("/v1/analyze", content=ok, headers=JPEG).status_code == 200
+    assert_error(client.post("/v1/analyze", content=over, headers=JPEG), 413, "image_too_large")
+
+
+def test_api_key(make_app, face_photo, monkeypatch):
+    from mien.api import Settings
+
+    monkeypatch.setenv("MIEN_API_KEY", "s3cret")
+    assert Settings.from_env().api_key == "s3cret"
+    client = TestClient(make_app(api_key="s3cret"))
+    for path in ("/v1/models",):
+        assert_error(client.get(path), 401, "unauthorized")
+    r = client.post("/v1/analyze", content=face_photo, headers=JPEG)
+    assert_error(r, 401, "unauthorized")
+    assert r.headers["www-authenticate"] == "X-API-Key"
+    assert_error(client.post("/v1/analyze", content=face_photo,
+                             headers={**JPEG, "X-API-Key": "guess"}), 401, "unauthorized")
+    r = client.post("/v1/analyze", content=face_photo, headers={**JPEG, "X-API-Key": "s3cret"})
+    assert r.status_code == 200 and len(r.json()["faces"]) == 1
+    assert client.get("/v1/models", headers={"X-API-Key": "s3cret"}).status_code == 200
+    # Liveness, the page and the docs stay open: the page asks for the key itself.
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/").status_code == 200
+
+
+def _concurrently(app, blocker, first, second):
+    """Start `first` (blocked inside the classifier), then send `second`."""
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            task = asyncio.create_task(first(c))
+            while not blocker.entered.is_set():
+                await asyncio.sleep(0.01)
+            try:
+                later = await second(c)
+            finally:
+                blocker.release.set()
+            return await task, later
+
+    return asyncio.run(go())
+
+
+def test_queue_full_is_503(make_app, face_photo):
+    blocker = BlockingClassifier()
+    app = make_app({"tone": blocker}, workers=1, queue_size=0)
+
+    def post(c):
+        return c.post("/v1/analyze", content=face_photo, headers=JPEG)
+
+    first, second = _concurrently(app, blocker, post, post)
+    assert first.status_code == 200 and len(first.json()["faces"]) == 1
+    assert_error(second, 503, "busy")
+    # The slot is free again once the first request is done.
+    assert TestClient(app).post("/v1/analyze", content=face_photo,
+                                headers=JPEG).status_code == 200
+
+
+def test_waiting_requests_queue_up_to_the_limit(make_app, face_photo):
+    blocker = BlockingClassifier()
+    app = make_app({"tone": blocker}, workers=1, queue_size=1)
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            send = [asyncio.create_task(c.post("/v1/analyze", content=face_photo,
+                                               headers=JPEG)) for _ in range(2)]
+            while app.state.service.pool.in_flight < 2 or not blocker.entered.is_set():
+                await asyncio.sleep(0.01)
+            third = await c.post("/v1/analyze", content=face_photo, headers=JPEG)
+            blocker.release.set()
+            return [await t for t in send], third
+
+    queued, third = asyncio.run(go())
+    assert [r.status_code for r in queued] == [200, 200]
+    assert_error(third, 503, "busy")
+
+
+def test_slow_analysis_is_504_and_frees_its_slot(make_app, face_photo):
+    blocker = BlockingClassifier()
+    app = make_app({"tone": blocker}, workers=1, queue_size=0, timeout_s=0.3)
+    client = TestClient(app)
+    try:
+        assert_error(client.post("/v1/analyze", content=face_photo, headers=JPEG),
+                     504, "timeout")
+    finally:
+        blocker.release.set()
+    pool = app.state.service.pool
+    for _ in range(100):
+        if pool.in_flight == 0:
+            break
+        threading.Event().wait(0.02)
+    assert pool.in_flight == 0
+    assert client.post("/v1/analyze", content=face_photo, headers=JPEG).status_code == 200
+
+
+def test_cors_is_off_by_default_and_can_be_enabled(make_app):
+    origin = {"Origin": "http://elsewhere.example"}
+    closed = TestClient(make_app()).get("/healthz", headers=origin)
+    assert "access-control-allow-origin" not in closed.headers
+    app = make_app(cors_origins=("http://elsewhere.example",))
+    opened = TestClient(app).options("/v1/analyze", headers={
+        **origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-API-Key"})
+    assert opened.status_code == 200
+    assert opened.headers["access-control-allow-origin"] == "http://elsewhere.example"
+    other = TestClient(app).get("/healthz", headers={"Origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_unexpected_errors_are_logged_json_500(make_app, face_photo, caplog):
+    class Broken:
+        name, labels = "broken", ("a", "b")
+
+        def __init__(self):
+            from mien.data.preprocess import Preprocess
+
+            self.preprocess = Preprocess(input_size=(8, 8), color="gray")
+
+        def predict_proba(self, images):
+            raise RuntimeError("bug in a classifier")
+
+    client = TestClient(make_app({"broken": Broken()}), raise_server_exceptions=False)
+    r = client.post("/v1/analyze", content=face_photo, headers=JPEG)
+    assert_error(r, 500, "internal_error")
+    assert "bug in a classifier" not in r.text  # internals stay in the log
+    assert any("bug in a classifier" in rec.exc_text for rec in caplog.records if rec.exc_text)
