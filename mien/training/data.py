@@ -73,8 +73,8 @@ def _align(val: ImageDataset, classes: Sequence[str], where) -> ImageDataset:
 def decode(ds: ImageDataset, pre: Preprocess, *, strict: bool = False, workers: int = 0
            ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """uint8 images at `pre`'s size and colour, their labels and the files skipped. Equalization
-    is left to `pre` at batch time: it follows augmentation as it follows detection at inference."""
-    resize = dataclasses.replace(pre, equalize="none")
+    and blur are left to `pre` at batch time: it follows augmentation as it follows detection at inference."""
+    resize = dataclasses.replace(pre, equalize="none", blur_sigma=0.0)
 
     def one(i: int):
         try:

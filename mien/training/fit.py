@@ -118,7 +118,8 @@ def _preprocess_for(cfg: TrainConfig) -> Preprocess:
     channels = 1 if color == "gray" else 3
     # Inputs scaled to [-1, 1]: the reports' networks train from scratch, so no dataset mean.
     return Preprocess(input_size=tuple(cfg.input_size or info.input_size), color=color,
-                      equalize=cfg.equalize, mean=(0.5,) * channels, std=(0.5,) * channels)
+                      equalize=cfg.equalize, blur_sigma=cfg.blur_sigma,
+                      mean=(0.5,) * channels, std=(0.5,) * channels)
 
 
 def _set_modes(model, frozen: bool) -> None:
@@ -134,10 +135,20 @@ def _set_modes(model, frozen: bool) -> None:
             m.train()
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _hardware(device: str) -> dict:
     import torch
 
-    hw = {"device": device, "cpu": platform.processor() or platform.machine(),
+    hw = {"device": device, "cpu": _cpu_name(),
           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
           "torch": torch.__version__, "python": platform.python_version()}
     if device.startswith("cuda"):
@@ -228,7 +239,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     def to_input(batch: np.ndarray) -> torch.Tensor:
-        x = pre.normalize(batch) if pre.equalize == "none" else pre(batch)
+        x = pre.normalize(batch) if pre.is_resize_only else pre(batch)
         return torch.from_numpy(x)
 
     def batches(epoch: int):
@@ -290,6 +301,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
                         if head_l2:
                             loss = loss + head_l2 * sum((w.float() ** 2).sum()
                                                         for w in head_weights)
+                    if not torch.isfinite(loss):
+                        raise MienError(f"loss became {float(loss)} at epoch {epoch}, step "
+                                        f"{step + 1}; lower --lr or use --schedule with "
+                                        "--warmup-epochs")
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
