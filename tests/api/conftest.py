@@ -107,3 +107,29 @@ def bomb_png(width: int, height: int) -> bytes:
     rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(
         b"IEND", b"")
+
+
+def write_mean_onnx(path) -> None:
+    """A real ONNX classifier with mien's metadata: mean gray level of an 8x8 crop ->
+    (low, high), for `load_classifier` and `mien serve --attributes`."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    pre = {"input_size": [8, 8], "color": "gray", "equalize": "none", "mean": [0.0],
+           "std": [1.0]}
+    w = np.array([[-1.0, 1.0]], np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["input"], ["p"]),
+         helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
+        "mean", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
+        [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel())])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    record = {"format": 1, "task": "classify", "arch": "mean-test", "num_classes": 2,
+              "in_channels": 1, "input_size": [8, 8], "labels": ["low", "high"],
+              "preprocess": pre, "model_kwargs": {}}
+    helper.set_model_props(model, {"mien": json.dumps(record)})
+    onnx.save(model, str(path))

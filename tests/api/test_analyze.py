@@ -6,7 +6,7 @@ import base64
 
 import numpy as np
 import pytest
-from conftest import ToneClassifier, png_bytes
+from conftest import ToneClassifier, png_bytes, write_mean_onnx
 
 from mien.data.io import decode_image
 from mien.inference.pipeline import Pipeline
@@ -189,34 +189,10 @@ def test_models_shows_the_card_inside_an_onnx_file(make_app, tmp_path):
     from mien.models.loading import load_classifier
 
     path = tmp_path / "gray.onnx"
-    _write_mean_onnx(path)
+    write_mean_onnx(path)
     client = TestClient(make_app({"mean": load_classifier(path)}))
     [model] = client.get("/v1/models").json()["attributes"]
     assert model["card"]["arch"] == "mean-test" and model["card"]["labels"] == ["low", "high"]
-
-
-def _write_mean_onnx(path) -> None:
-    import json
-
-    import onnx
-    from onnx import TensorProto, helper
-
-    pre = {"input_size": [8, 8], "color": "gray", "equalize": "none", "mean": [0.0],
-           "std": [1.0]}
-    w = np.array([[-1.0, 1.0]], np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["input"], ["p"]),
-         helper.make_node("Flatten", ["p"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
-        "mean", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])],
-        [helper.make_tensor("w", TensorProto.FLOAT, w.shape, w.ravel())])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    record = {"format": 1, "task": "classify", "arch": "mean-test", "num_classes": 2,
-              "in_channels": 1, "input_size": [8, 8], "labels": ["low", "high"],
-              "preprocess": pre, "model_kwargs": {}}
-    helper.set_model_props(model, {"mien": json.dumps(record)})
-    onnx.save(model, str(path))
 
 
 def test_health_and_readiness(client):
@@ -251,7 +227,7 @@ def test_loads_bundled_or_given_models_without_injection(tmp_path, face_photo):
 
     pytest.importorskip("onnx")
     path = tmp_path / "m.onnx"
-    _write_mean_onnx(path)
+    write_mean_onnx(path)
     app = create_app(Settings(detector="haar", attributes=(f"gray={path}",), workers=1))
     try:
         r = TestClient(app).post("/v1/analyze", content=face_photo,

@@ -1,0 +1,168 @@
+"""End to end: `mien serve` in a subprocess, the page in headless Chromium, a real photo
+uploaded, and the drawn boxes, bars and table read back from the page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import write_mean_onnx
+
+CHROMIUM = next((p for p in (os.environ.get("MIEN_CHROMIUM"), shutil.which("chromium"),
+                             "/usr/bin/chromium") if p and os.path.isfile(p)), None)
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]
+BOX_RGB = [40, 220, 90]
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed "
+                                                         "(apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, shared_data):
+    """`mien serve` on a free loopback port with a small ONNX attribute model."""
+    model = tmp_path_factory.mktemp("serve") / "gray.onnx"
+    pytest.importorskip("onnx")
+    write_mean_onnx(model)
+    port = free_port()
+    env = dict(os.environ)
+    shared_models = shared_data.parent / "models"
+    if shared_models.is_dir() and "MIEN_MODELS_DIR" not in env:
+        env["MIEN_MODELS_DIR"] = str(shared_models)  # YuNet when present, else Haar
+    env.pop("MIEN_API_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mien.cli.main", "serve", "--port", str(port), "--workers", "1",
+         "--attributes", f"gray={model}", "--log-level", "warning"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"mien serve exited with {process.returncode}: "
+                            f"{process.stdout.read()}")
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("mien serve did not become ready within 60 s")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        try:
+            launched = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                         args=LAUNCH_ARGS)
+        except Exception as exc:  # a Chromium too old or too new for this Playwright
+            pytest.skip(f"cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
+        yield launched
+        launched.close()
+
+
+def test_page_draws_faces_of_an_uploaded_photo(server, browser, shared_data, tmp_path):
+    photo = shared_data / "detection" / "voc_faces" / "2008_001009.jpg"
+    expected = httpx.post(f"{server}/v1/analyze", files={
+        "file": (photo.name, photo.read_bytes(), "image/jpeg")}, timeout=30).json()
+    faces = expected["faces"]
+    assert len(faces) == 2
+
+    page = browser.new_page(accept_downloads=True)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(server + "/")
+    page.wait_for_selector("#models:has-text('gray')")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", state="attached",
+                           timeout=30_000)
+    assert page.get_attribute("body", "data-state") == "done", page.inner_text("#status")
+    assert "2 faces" in page.inner_text("#status")
+
+    # The canvas holds the photo at its own size with a green box per face.
+    canvas = page.evaluate("""() => {
+        const c = document.getElementById('canvas');
+        return {w: c.width, h: c.height, faces: Number(c.dataset.faces)};
+    }""")
+    assert canvas == {"w": 360, "h": 480, "faces": 2}
+    for face in faces:
+        b = face["box"]
+        left, mid_y = int(b["x1"]), int((b["y1"] + b["y2"]) / 2)
+        centre_x = int((b["x1"] + b["x2"]) / 2)
+        edge, centre = page.evaluate("""([x, y, cx]) => {
+            const ctx = document.getElementById('canvas').getContext('2d');
+            const px = (u, v) => Array.from(ctx.getImageData(u, v, 1, 1).data.slice(0, 3));
+            return [px(x, y), px(cx, y)];
+        }""", [left, mid_y, centre_x])
+        assert edge == BOX_RGB
+        assert centre != BOX_RGB  # the face itself is not painted over
+
+    # One table row and one card of bars per face, with the attribute's probabilities.
+    rows = page.eval_on_selector_all("#table tbody tr",
+                                     "rows => rows.map(r => [...r.cells].map(c => c.innerText))")
+    assert len(rows) == 2
+    for row, face in zip(rows, faces, strict=True):
+        b = face["box"]
+        box = [round(b["x1"]), round(b["y1"]), round(b["x2"] - b["x1"]),
+               round(b["y2"] - b["y1"])]
+        assert row[1] == ", ".join(map(str, box))
+        gray = face["attributes"]["gray"]
+        assert row[3] == f"{gray['label']} ({gray['score']:.2f})"
+    widths = page.eval_on_selector_all(".face .fill", "bars => bars.map(b => b.style.width)")
+    assert len(widths) == 4  # two faces x (low, high)
+    shown = sorted(float(w.rstrip("%")) for w in widths)
+    wanted = sorted(100 * p for f in faces for p in f["attributes"]["gray"]["probabilities"]
+                    .values())
+    assert shown == pytest.approx(wanted, abs=0.06)
+
+    # CSV download: a header and one line per face with the same boxes.
+    with page.expect_download() as info:
+        page.click("#download-csv")
+    text = Path(info.value.path()).read_text()
+    lines = list(csv.DictReader(io.StringIO(text)))
+    assert [float(r["x1"]) for r in lines] == pytest.approx([f["box"]["x1"] for f in faces])
+    assert {r["gray"] for r in lines} <= {"low", "high"}
+    with page.expect_download() as info:
+        page.click("#download-json")
+    assert '"faces"' in Path(info.value.path()).read_text()
+
+    # Nothing came from anywhere but this server (no CDN).
+    assert requested and all(u.startswith((server, "data:", "blob:")) for u in requested)
+    page.close()
+
+
+def test_docs_page_works_offline(server, browser):
+    page = browser.new_page()
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    page.goto(server + "/docs")
+    page.wait_for_selector("section.route")
+    routes = page.eval_on_selector_all("section.route h3", "hs => hs.map(h => h.innerText)")
+    assert {"POST /v1/analyze", "POST /v1/analyze/batch", "GET /v1/models"} <= set(routes)
+    assert all(u.startswith((server, "data:")) for u in requested)
+    page.close()
