@@ -86,6 +86,8 @@ def image_grid_png(images: Sequence[np.ndarray], captions: Sequence[str], *,
 
 def curves_png(history: Sequence[dict]) -> bytes:
     """Training curves: every `train_X` / `val_X` series of a run's per-epoch history."""
+    from matplotlib.ticker import MaxNLocator
+
     keys = sorted({k.split("_", 1)[1] for h in history for k in h
                    if k.startswith(("train_", "val_"))})
     fig = new_figure(5 * max(len(keys), 1), 3.6)
@@ -96,6 +98,7 @@ def curves_png(history: Sequence[dict]) -> bytes:
             if any(v is not None for v in values):
                 ax.plot(epochs, [np.nan if v is None else v for v in values], "o-", label=split)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
