@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 Opt = typer.Option
+HEADS = "Heads on embeddings and anomaly detection"
+HEAD_OPTIONS = ("head", "layer", "head_params", "grid", "backbone", "max_train", "n_jobs",
+                "cache_dir", "anomaly", "normal_class", "score", "quantile")
 
 
 def train(
@@ -41,7 +44,8 @@ def train(
     class_weights: Annotated[str | None, Opt(help="none | balanced")] = None,
     augment: Annotated[bool | None, Opt("--augment/--no-augment")] = None,
     mirror_double: Annotated[
-        bool | None, Opt(help="Add the mirror of every training image.")
+        bool | None, Opt("--mirror-double/--no-mirror-double", "--mirror/--no-mirror",
+                         help="Add the mirror of every training image (heads: its embedding).")
     ] = None,
     input_size: Annotated[str | None, Opt(help="HxW, e.g. 48x48.")] = None,
     color: Annotated[str | None, Opt(help="gray | rgb")] = None,
@@ -66,11 +70,58 @@ def train(
     ] = None,
     resume: Annotated[Path | None, Opt(help="Continue the run in this folder.")] = None,
     quiet: Annotated[bool, Opt("--quiet", "-q", help="No progress bars.")] = False,
+    head: Annotated[str | None, Opt(
+        help="Fit a head on --from's embeddings: svm | forest | knn | logreg | bagged-svm.",
+        rich_help_panel=HEADS)] = None,
+    layer: Annotated[str | None, Opt(
+        help="Embedding layer of --from [default: pre_logits].", rich_help_panel=HEADS)] = None,
+    head_params: Annotated[list[str] | None, Opt(
+        "--param", help="Head parameter NAME=VALUE, repeatable: C=10, trees=300, k=9.",
+        rich_help_panel=HEADS)] = None,
+    grid: Annotated[bool | None, Opt(
+        "--grid/--no-grid", help="Cross-validated grid search over the head's default grid "
+        "(or grid: in --config).", rich_help_panel=HEADS)] = None,
+    backbone: Annotated[str | None, Opt(
+        help="cnn (the network of --from) | dlib-resnet (pip install 'mien[dlib]').",
+        rich_help_panel=HEADS)] = None,
+    max_train: Annotated[int | None, Opt(
+        help="Fit the head on a stratified subset of this many training embeddings.",
+        rich_help_panel=HEADS)] = None,
+    n_jobs: Annotated[int | None, Opt(
+        help="Parallel jobs for grid search and parallel heads (-1: all cores).",
+        rich_help_panel=HEADS)] = None,
+    cache_dir: Annotated[str | None, Opt(
+        help="Embedding cache [default: $MIEN_CACHE or ~/.cache/mien].",
+        rich_help_panel=HEADS)] = None,
+    anomaly: Annotated[bool | None, Opt(
+        "--anomaly", help="Train an autoencoder (--model smile-autoencoder) on one class as an "
+        "anomaly detector.", rich_help_panel=HEADS)] = None,
+    normal_class: Annotated[str | None, Opt(
+        help="With --anomaly: the class it learns.", rich_help_panel=HEADS)] = None,
+    score: Annotated[str | None, Opt(
+        help="With --anomaly: mse | wasserstein.", rich_help_panel=HEADS)] = None,
+    quantile: Annotated[float | None, Opt(
+        help="With --anomaly: threshold at this quantile of training scores [default: 0.9].",
+        rich_help_panel=HEADS)] = None,
 ) -> None:
-    """Train a classifier; the run folder gets weights, ONNX, metrics and plots."""
-    options = {k: v for k, v in locals().items() if k not in ("config", "resume", "quiet")}
+    """Train a classifier; the run folder gets weights, ONNX, metrics and plots.
+
+    With --head, fit a scikit-learn head on a trained network's embeddings instead; with
+    --anomaly, train an autoencoder anomaly detector. `mien evaluate` loads either run."""
+    given = dict(locals())
+    head_options = {k: v for k, v in given.items() if k in HEAD_OPTIONS}
+    options = {k: v for k, v in given.items()
+               if k not in ("config", "resume", "quiet", *HEAD_OPTIONS)}
     from mien.errors import MienError
     from mien.training.config import resolve_config
+
+    if any(v is not None for v in head_options.values()) or config is not None:
+        from mien.heads.runs import train_from_options
+
+        run_dir = train_from_options(config, options, head_options, progress=not quiet)
+        if run_dir is not None:
+            typer.echo(f"run folder: {run_dir}")
+            return
 
     if resume is not None:
         if config is not None:

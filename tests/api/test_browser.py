@@ -74,16 +74,25 @@ def server(tmp_path_factory, shared_data):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        try:
-            launched = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=LAUNCH_ARGS)
-        except Exception as exc:  # a Chromium too old or too new for this Playwright
-            pytest.skip(f"cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
-        yield launched
-        launched.close()
+        yield p
+
+
+def launch(playwright, *extra_args):
+    try:
+        return playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=[*LAUNCH_ARGS, *extra_args])
+    except Exception as exc:  # a Chromium too old or too new for this Playwright
+        pytest.skip(f"cannot drive {CHROMIUM}: {str(exc).splitlines()[0]}")
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    launched = launch(playwright)
+    yield launched
+    launched.close()
 
 
 def test_page_draws_faces_of_an_uploaded_photo(server, browser, shared_data, tmp_path):
@@ -166,3 +175,54 @@ def test_docs_page_works_offline(server, browser):
     assert {"POST /v1/analyze", "POST /v1/analyze/batch", "GET /v1/models"} <= set(routes)
     assert all(u.startswith((server, "data:")) for u in requested)
     page.close()
+
+
+def write_y4m(path: Path, rgb, frames: int = 10) -> None:
+    """A still photo as a short Y4M video, which Chromium can play as its fake camera."""
+    import cv2
+
+    h, w = (side // 2 * 2 for side in rgb.shape[:2])  # 4:2:0 needs even sides
+    yuv = cv2.cvtColor(rgb[:h, :w], cv2.COLOR_RGB2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+
+
+def test_camera_draws_live_boxes_over_the_video(server, playwright, shared_data, tmp_path):
+    """Chromium's fake camera plays a real photo; the page sends frames and draws the faces
+    on the canvas over the video."""
+    from mien.data.io import read_image
+
+    video = tmp_path / "camera.y4m"
+    write_y4m(video, read_image(shared_data / "detection" / "voc_faces" / "2008_001009.jpg"))
+    browser = launch(playwright, "--use-fake-ui-for-media-stream",
+                     "--use-fake-device-for-media-stream",
+                     f"--use-file-for-fake-video-capture={video}")
+    try:
+        page = browser.new_page()
+        page.goto(server + "/")
+        page.click("#camera")
+        page.wait_for_selector("#status:has-text('frames/s')", timeout=30_000)
+        state = page.evaluate("""() => {
+            const c = document.getElementById('canvas'), v = document.getElementById('video');
+            const ctx = c.getContext('2d');
+            const alpha = ctx.getImageData(0, 0, c.width, c.height).data.filter(
+                (_, i) => i % 4 === 3 && _ > 0).length;
+            const rect = (e) => { const r = e.getBoundingClientRect();
+                                  return [r.x, r.y, r.width, r.height]; };
+            return {faces: Number(c.dataset.faces), w: c.width, h: c.height,
+                    overlay: rect(c), screen: rect(v),
+                    video: [v.videoWidth, v.videoHeight], hidden: v.hidden,
+                    painted: alpha, rows: document.querySelectorAll('#table tbody tr').length};
+        }""")
+        assert state["video"] == [360, 480] and not state["hidden"]
+        assert state["faces"] == 2 and state["rows"] == 2
+        assert (state["w"], state["h"]) == (360, 480)
+        assert state["overlay"] == pytest.approx(state["screen"], abs=1)  # boxes sit on faces
+        # Only boxes and captions are painted: some pixels, far from the whole overlay.
+        assert 500 < state["painted"] < 0.2 * 360 * 480
+        page.click("#camera")  # stop
+        assert page.get_attribute("#video", "hidden") is not None
+    finally:
+        browser.close()
