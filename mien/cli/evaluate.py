@@ -71,7 +71,7 @@ def evaluate_command(
         from mien.evaluation.report import write_report
 
         run_dir = Path(model) if Path(model).is_dir() else None
-        html = write_report(result, report, run_dir=run_dir)
+        html = write_report(result, report, run_dir=run_dir, classifier=classifier)
         out.print(f"report written to {html}")
 
 

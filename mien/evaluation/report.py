@@ -39,9 +39,12 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def write_report(result: Evaluation, out_dir: str | os.PathLike, *,
-                 run_dir: str | os.PathLike | None = None, max_mistakes: int = 24) -> Path:
+                 run_dir: str | os.PathLike | None = None, max_mistakes: int = 24,
+                 classifier: object | None = None) -> Path:
     """Write `report.html`, its PNGs and `predictions.csv` into `out_dir`; returns the HTML path.
-    `run_dir` (a training run folder) adds its training curves and configuration."""
+    `run_dir` (a training run folder) adds its training curves and configuration; a
+    `classifier` with `report_figures(result) -> [(file name, title, PNG)]` (the anomaly
+    detector) adds its own figures."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = result.metrics
@@ -60,6 +63,9 @@ def write_report(result: Evaluation, out_dir: str | os.PathLike, *,
             [f"true {m.labels[result.y_true[r]]}\npred {m.labels[pred[r]]} "
              f"({result.proba[r, pred[r]]:.2f})" for r in mistakes])
     training = _training_section(Path(run_dir), figures) if run_dir is not None else ""
+    extra = getattr(classifier, "report_figures", None)
+    extra_figures = extra(result) if callable(extra) and result.dataset is not None else []
+    figures.update({name: png for name, _, png in extra_figures})
     for name, png in figures.items():
         (out / name).write_bytes(png)
     _write_predictions(result, out / "predictions.csv")
@@ -93,6 +99,8 @@ def write_report(result: Evaluation, out_dir: str | os.PathLike, *,
     if mistakes:
         parts += [f"<h2>Most confident mistakes ({len(mistakes)})</h2>",
                   _img(figures["mistakes.png"], "most confident mistakes")]
+    for name, title, _ in extra_figures:
+        parts += [f"<h2>{html.escape(title)}</h2>", _img(figures[name], title)]
     if result.unreadable:
         parts += [f"<h2>Unreadable images ({len(result.unreadable)})</h2>",
                   _table(["file", "error"], [[u.source, u.error] for u in result.unreadable])]

@@ -1,8 +1,9 @@
 """`load_classifier(spec)`: one entry for every kind of trained classifier (docs/design.md).
 
 spec is a bundled name (`mien/models/weights/<name>.onnx` with its `<name>.json` card), a run
-folder, a `.safetensors` checkpoint or a `.onnx` file. ONNX Runtime runs bundled and ONNX models
-and this module never imports torch for them; checkpoints run on torch.
+folder, a `.safetensors` checkpoint or a `.onnx` file. Head runs (`head.json`) and anomaly
+detectors (record task "anomaly") load through `mien.heads.saved.load_run`. ONNX Runtime runs
+bundled and ONNX models and this module never imports torch for them; checkpoints run on torch.
 """
 
 from __future__ import annotations
@@ -156,6 +157,11 @@ def _load_bundled(name: str) -> OnnxClassifier:
 def load_classifier(spec: str | os.PathLike) -> Classifier:
     """A classifier from a bundled name, a run folder, a .safetensors or a .onnx file."""
     p = Path(spec)
+    from mien.heads.saved import load_run  # head runs and anomaly detectors
+
+    special = load_run(p)
+    if special is not None:
+        return special
     if p.is_dir():
         for candidate in ("model.onnx", "model.safetensors"):
             if (p / candidate).is_file():
