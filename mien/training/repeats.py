@@ -66,6 +66,7 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
                     resume=resume and (sub / "last.safetensors").is_file(),
                     data=data, progress=progress, echo=echo)
         if res.stopped == "interrupted":
+            echo(f"continue all seeds with `mien train --resume {run_dir}`")
             raise KeyboardInterrupt
         results.append(res)
     accs = [r.best_val_accuracy if isinstance(r, RunResult) else r["best_val_accuracy"]
