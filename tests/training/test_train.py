@@ -1,5 +1,7 @@
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -71,6 +73,17 @@ def test_safetensors_and_onnx_give_the_same_probabilities(base_run, stripes):
     assert load_classifier(base_run).name == base_run.name  # a run folder works too
 
 
+def test_onnx_inference_does_not_import_torch(base_run):
+    code = ("import sys, numpy as np\n"
+            "from mien.models.loading import load_classifier\n"
+            f"c = load_classifier({str(base_run / 'model.onnx')!r})\n"
+            "p = c.predict_proba([np.zeros((48, 48), np.uint8)])\n"
+            "assert p.shape == (1, 2), p.shape\n"
+            "print('torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_resume_continues_from_saved_epoch_and_matches_one_run(base_run, stripes, tmp_path):
     resumed = tmp_path / "resumed"
     shutil.copytree(base_run, resumed)
@@ -96,10 +109,10 @@ def test_ctrl_c_saves_a_resumable_checkpoint(stripes, tmp_path, monkeypatch):
 
     original = optim.lr_factor
 
-    def interrupt_in_second_epoch(step, steps_per_epoch, cfg):
+    def interrupt_in_second_epoch(step, steps_per_epoch, cfg, *rest):
         if step == steps_per_epoch + 1:
             raise KeyboardInterrupt
-        return original(step, steps_per_epoch, cfg)
+        return original(step, steps_per_epoch, cfg, *rest)
 
     out = tmp_path / "run"
     monkeypatch.setattr(optim, "lr_factor", interrupt_in_second_epoch)
@@ -129,6 +142,12 @@ def test_repeats_write_stats_over_seeds(stripes, tmp_path):
     # different seeds, different runs
     assert runs[0]["history"][0]["train_loss"] != runs[1]["history"][0]["train_loss"]
     assert "mean" in result.output and "std" in result.output
+
+    # Resuming with more repeats keeps the finished seeds and trains only the new one.
+    result = run_cli("train", "--resume", out, "--repeats", "3", "--quiet")
+    assert "seed 0: already trained" in result.output and "seed 1: already trained" in result.output
+    rep3 = json.loads((out / "repeats.json").read_text())
+    assert rep3["seeds"] == [0, 1, 2] and rep3["values"][:2] == rep["values"]
 
 
 def test_transfer_with_freeze_keeps_the_backbone(base_run, stripes, tmp_path):
