@@ -35,6 +35,7 @@ class TrainConfig:
     split_seed: int = 0  # fixed apart from `seed`, so repeats are judged on the same images
     classes: str | None = None  # "happy,sad": keep these classes, in this order
     merge: str | None = None  # "disgust=angry": fold classes into others
+    attribute: str | None = None  # CelebA folder: the attribute to classify, e.g. Eyeglasses
     strict: bool = False  # unreadable images: stop (True) or report and skip them (False)
 
     # --- model and its input; None takes the architecture's own default ---
@@ -82,7 +83,7 @@ class TrainConfig:
     repeats: int = 1  # train this many seeds (seed, seed+1, ...) into RUN/seed-K/
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks cuda when present
     amp: bool = True  # mixed precision on cuda (bfloat16 where supported); ignored on CPU
-    num_workers: int = 0  # threads decoding images; 0 = one per CPU core
+    num_workers: int = 0  # threads decoding and augmenting images; 0 = chosen from the CPU count
     threads: int = 0  # torch CPU threads; 0 = torch's default
     max_minutes: float | None = None  # training-time budget: stop after the epoch that crosses it
 

@@ -41,11 +41,11 @@ def load_splits(cfg: TrainConfig, split_record: dict | None = None
                 ) -> tuple[ImageDataset, ImageDataset, dict | None]:
     """Train and validation sets as the config asks, with validation classes in train order."""
     spec = LabelSpec.parse(classes=cfg.classes, merge=cfg.merge)
-    splits = open_dataset(cfg.data, labels=spec)
+    splits = open_dataset(cfg.data, labels=spec, attribute=cfg.attribute)
     base = splits.get("train") or splits.get("all") or next(iter(splits.values()))
     record = None
     if isinstance(cfg.val, str):
-        vsplits = open_dataset(cfg.val, labels=spec)
+        vsplits = open_dataset(cfg.val, labels=spec, attribute=cfg.attribute)
         val = vsplits.get("val") or vsplits.get("all") or next(iter(vsplits.values()))
         train = base
     elif cfg.val is None and "val" in splits and "train" in splits:
@@ -73,7 +73,8 @@ def _align(val: ImageDataset, classes: Sequence[str], where) -> ImageDataset:
 def decode(ds: ImageDataset, pre: Preprocess, *, strict: bool = False, workers: int = 0
            ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """uint8 images at `pre`'s size and colour, their labels and the files skipped. Equalization
-    and blur are left to `pre` at batch time: it follows augmentation as it follows detection at inference."""
+    and blur are left to `pre` at batch time: they follow augmentation as they follow detection
+    at inference."""
     resize = dataclasses.replace(pre, equalize="none", blur_sigma=0.0)
 
     def one(i: int):

@@ -191,6 +191,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     if data.split_record is not None:
         (run_dir / "split.json").write_text(json.dumps(data.split_record, indent=1))
     model.to(device)
+    if device == "cpu":  # NHWC: ~2x faster depthwise/3x3 convolutions on CPU
+        model.to(memory_format=torch.channels_last)
     if cfg.freeze:
         for p in model.backbone_parameters():
             p.requires_grad_(False)
@@ -242,22 +244,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
         x = pre.normalize(batch) if pre.is_resize_only else pre(batch)
         return torch.from_numpy(x)
 
+    prep_threads = cfg.num_workers or min(4, os.cpu_count() or 1)
+
     def batches(epoch: int):
-        """(x, y) training batches; the next one is prepared on a thread while this one trains."""
-        rng = np.random.default_rng([cfg.seed, epoch])  # per epoch, so resuming replays exactly
-        order = rng.permutation(len(train_y))
+        """(x, y) training batches, augmented on threads a few batches ahead of the model."""
+        # One generator per epoch and per batch: the same batches whatever the thread timing,
+        # and a resumed run replays the epochs it has not seen yet exactly.
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_y))
 
         def make(i: int):
             idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
+            rng = np.random.default_rng([cfg.seed, epoch, i])
             x = to_input(augment_batch(train_x[idx], pipeline, rng))
             return x, torch.from_numpy(train_y[idx])
 
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            nxt = pool.submit(make, 0)
+        with ThreadPoolExecutor(max_workers=prep_threads) as pool:
+            ahead = [pool.submit(make, i) for i in range(min(prep_threads + 1, steps_per_epoch))]
             for i in range(steps_per_epoch):
-                cur = nxt.result()
-                if i + 1 < steps_per_epoch:
-                    nxt = pool.submit(make, i + 1)
+                cur = ahead.pop(0).result()
+                if i + len(ahead) + 1 < steps_per_epoch:
+                    ahead.append(pool.submit(make, i + len(ahead) + 1))
                 yield cur
 
     def evaluate() -> tuple[float, float, np.ndarray]:
@@ -292,8 +298,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
             try:
                 for step, (x, y) in enumerate(batches(epoch)):
                     global_step = (epoch - 1) * steps_per_epoch + step
+                    spent = (time.perf_counter() - t_start) / budget if budget else None
                     for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                        g["lr"] = base * lr_factor(global_step, steps_per_epoch, cfg)
+                        g["lr"] = base * lr_factor(global_step, steps_per_epoch, cfg, spent)
                     x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                     with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
                         logits = model(x)

@@ -84,13 +84,18 @@ def make_optimizer(cfg: TrainConfig, model, *, transfer: bool):
     return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
-    """Multiplier of each group's base lr at optimizer step `step` (0-based)."""
+def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig,
+              time_fraction: float | None = None) -> float:
+    """Multiplier of each group's base lr at optimizer step `step` (0-based). `time_fraction`
+    (elapsed / max_minutes) moves cosine and one-cycle on when the time budget, not the epoch
+    count, will end the run, so the lr has annealed by the time it stops."""
     epoch = step / steps_per_epoch
     warm = cfg.warmup_epochs
     if warm and epoch < warm:
         return (step + 1) / (warm * steps_per_epoch)
     t = min(max((epoch - warm) / max(cfg.epochs - warm, 1e-9), 0.0), 1.0)
+    if time_fraction is not None:
+        t = min(max(t, time_fraction), 1.0)
     if cfg.schedule == "step":
         return 0.1 ** math.floor(epoch / cfg.step_epochs)
     if cfg.schedule == "cosine":

@@ -53,3 +53,17 @@ def test_transfer_gives_the_backbone_a_smaller_lr():
     assert groups == {"head": 0.01, "backbone": pytest.approx(0.001)}
     groups = {g["name"]: g["lr"] for g in make_optimizer(cfg, model, transfer=False).param_groups}
     assert groups == {"head": 0.01, "backbone": 0.01}
+
+
+def test_time_budget_moves_cosine_and_onecycle_on_but_not_back():
+    spe = 10
+    cos = TrainConfig(epochs=100, schedule="cosine", max_minutes=10)
+    # epoch 1 of 100 by count, but half the time budget spent: the lr is at the cosine midpoint
+    assert lr_factor(spe, spe, cos, time_fraction=0.5) == pytest.approx(0.5)
+    assert lr_factor(spe, spe, cos, time_fraction=1.0) == pytest.approx(0.0, abs=1e-9)
+    # the epoch count still wins when it is further on than the clock
+    assert lr_factor(50 * spe, spe, cos, time_fraction=0.1) == pytest.approx(0.5)
+    one = TrainConfig(epochs=100, schedule="onecycle", max_minutes=10)
+    assert lr_factor(0, spe, one, time_fraction=0.3) == pytest.approx(1.0)
+    step = TrainConfig(epochs=100, schedule="step", step_epochs=3)
+    assert lr_factor(0, spe, step, time_fraction=0.9) == 1.0  # step follows epochs only
