@@ -66,6 +66,7 @@ def analyze_command(
     specs = None if attributes is None else [a for a in attributes.split(",") if a.strip()]
     pipeline = Pipeline(
         detector, specs, batch_size=batch_size, smoothing=smooth,
+        prefetch=1 if camera is not None else 8,  # a live camera must not lag behind a queue
         detector_options={"min_face": min_face, "score_threshold": threshold},
     )
     if specs is None and not pipeline.attributes:

@@ -175,3 +175,31 @@ def test_bad_options_fail_with_one_line(photos, models_env, tmp_path, capsys):
             assert code == 0 and json.loads(out)["status"] == "error"
             continue
         assert code != 0 and message in err and "Traceback" not in err, (argv, err)
+
+
+def test_stdin_glob_and_a_camera_that_cannot_open(
+    photos, two_faces, models_env, monkeypatch, capsys
+):
+    import io
+    import types
+
+    monkeypatch.setattr(
+        "sys.stdin", types.SimpleNamespace(buffer=io.BytesIO(two_faces.read_bytes()))
+    )
+    code, out, err = run_cli(["analyze", "-", "--attributes", ""], capsys)
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["source"], r["status"], r["face"]) for r in rows] == [("-", "ok", 0), ("-", "ok", 1)]
+
+    code, out, err = run_cli(
+        ["analyze", str(photos), "--glob", "*.png", "--attributes", ""], capsys
+    )
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["c_blank.png"]
+
+    code, out, err = run_cli(["analyze", "--camera", "97", "--attributes", ""], capsys)
+    assert code == 0, err
+    (row,) = [json.loads(line) for line in out.splitlines()]
+    assert row["source"] == "camera:97" and row["status"] == "error"
+    assert "cannot open camera 97" in row["message"]
