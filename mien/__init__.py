@@ -31,6 +31,8 @@ def analyze(image_or_path, *, detector: str | None = None, attributes=None) -> l
     The pipeline is built on first use and reused; see `mien.inference.Pipeline` for more."""
     from mien.inference.pipeline import Pipeline
 
+    if isinstance(attributes, dict):  # classifier objects: nothing stable to cache on
+        return Pipeline(detector, attributes).analyze(image_or_path)
     key = (detector, tuple(attributes) if attributes is not None else None)
     if key not in _default_pipelines:
         _default_pipelines[key] = Pipeline(detector, attributes)

@@ -82,6 +82,9 @@ def load_attributes(specs: Iterable[str] | None = None) -> dict[str, Classifier]
             continue
         name, _, model = spec.partition("=")
         name = name.strip()
+        if not name or name in out:
+            problem = "has no attribute name" if not name else "repeats an attribute name"
+            raise MienError(f"attribute spec {spec!r} {problem}; use name or name=MODEL, once each")
         out[name] = load_classifier(model.strip() or name)
     return out
 

@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_classifiers import BrightnessClassifier
+from tiny_classifiers import BrightnessClassifier, CentreClassifier
 
 import mien
 from mien.data.io import read_image
@@ -142,8 +142,16 @@ def test_detection_only_and_mien_analyze(models_env, two_faces):
     assert len(faces) == 2 and all(f.attributes == {} for f in faces)
     faces = mien.analyze(two_faces, detector="yunet", attributes=[])
     assert len(faces) == 2 and faces[0].landmarks
+    faces = mien.analyze(two_faces, detector="yunet", attributes={"side": CentreClassifier()})
+    assert len(faces) == 2 and set(faces[1].attributes) == {"side"}
 
 
-def test_unknown_attribute_spec_names_the_model():
+def test_attribute_specs(brightness_onnx):
     with pytest.raises(mien.errors.MienError, match="nope"):
         load_attributes(["smile=nope"])
+    loaded = load_attributes([f"light={brightness_onnx}", " ", f"dup = {brightness_onnx}"])
+    assert list(loaded) == ["light", "dup"] and loaded["light"].labels == ("dark", "bright")
+    with pytest.raises(mien.errors.MienError, match="repeats"):
+        load_attributes([f"a={brightness_onnx}", f"a={brightness_onnx}"])
+    with pytest.raises(mien.errors.MienError, match="no attribute name"):
+        load_attributes([f"={brightness_onnx}"])
