@@ -137,13 +137,13 @@ def print_table(rows: list[dict]) -> None:
                ("train_img_s", "train img/s"), ("torch_img_s", "torch img/s"),
                ("onnx_img_s", "ONNX img/s"), ("onnx_ms_1thread", "ONNX ms/face")]
     for key, title in columns:
-        table.add_column(title, justify="left" if key == "model" else "right")
+        table.add_column(title, justify="left" if key == "model" else "right", no_wrap=True)
     for r in rows:
         table.add_row(*[
             "x".join(map(str, r[k])) if k == "input" else f"{r[k]:,}" if k == "params"
             else str(r[k]) for k, _ in columns
         ])
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
 
 
 def main() -> None:
