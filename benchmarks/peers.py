@@ -34,7 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "benchmarks" / "peer_worker_fer.py"
-FER_NAME = "fer mini-Xception (int8 TFLite)"
+FER_NAMES = {"tflite": "fer mini-Xception (int8 TFLite)",
+             "keras": "fer mini-Xception (float Keras)"}
 
 
 def default_data() -> Path:
@@ -129,7 +130,8 @@ def load_faces(folder: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
 
 def run_fer(venv: Path, faces: np.ndarray, workdir: Path, *, latency_faces: int, batch: int,
-            threads: int, passes: int) -> tuple[np.ndarray, list[str], dict, dict]:
+            threads: int, passes: int, variant: str = "tflite",
+            ) -> tuple[np.ndarray, list[str], dict, dict]:
     """fer's probabilities (its own label order), its labels, timings and model info."""
     python = venv / "bin" / "python"
     if not python.is_file():
@@ -137,7 +139,8 @@ def run_fer(venv: Path, faces: np.ndarray, workdir: Path, *, latency_faces: int,
                          "`bash benchmarks/peer_env.sh`")
     src, dst = workdir / "faces.npy", workdir / "fer.npz"
     np.save(src, faces)
-    cmd = [str(python), str(WORKER), str(src), str(dst), "--latency-faces", str(latency_faces),
+    cmd = [str(python), str(WORKER), str(src), str(dst), "--model", variant,
+           "--latency-faces", str(latency_faces),
            "--batch", str(batch), "--threads", str(threads), "--passes", str(passes)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -203,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--mien-model", default="expression",
                     help="bundled name, run folder, .safetensors or .onnx (default: expression)")
     ap.add_argument("--peer-venv", type=Path, default=ROOT / ".peer-venv")
+    ap.add_argument("--fer-keras", action="store_true",
+                    help="add fer's float Keras original (needs peer_env.sh --with-keras)")
     ap.add_argument("--blur-sigma", type=float, default=3.0)
     ap.add_argument("--latency-faces", type=int, default=600)
     ap.add_argument("--batch", type=int, default=64)
@@ -222,15 +227,23 @@ def main(argv: Sequence[str] | None = None) -> None:
           "passes": args.passes}
 
     rows, models = [], {}
+    once = {"latency_faces": 0, "passes": 1}  # accuracy only
     with tempfile.TemporaryDirectory() as tmp:
+        name = FER_NAMES["tflite"]
         proba, labels, speed, info = run_fer(args.peer_venv, faces, Path(tmp), **kw)
-        rows.append(score_row(FER_NAME, "val", reorder_columns(proba, labels, classes), y, classes)
+        rows.append(score_row(name, "val", reorder_columns(proba, labels, classes), y, classes)
                     | speed)
-        proba, labels, _, _ = run_fer(args.peer_venv, blurred, Path(tmp), **kw | {
-            "latency_faces": 0, "passes": 1})
-        rows.append(score_row(FER_NAME, blur_name, reorder_columns(proba, labels, classes), y,
+        models[name] = info | {"labels": labels, "licence": "MIT"}
+        proba, labels, _, _ = run_fer(args.peer_venv, blurred, Path(tmp), **kw | once)
+        rows.append(score_row(name, blur_name, reorder_columns(proba, labels, classes), y,
                               classes))
-        models[FER_NAME] = info | {"labels": labels, "licence": "MIT"}
+        if args.fer_keras:
+            name = FER_NAMES["keras"]
+            proba, labels, _, info = run_fer(args.peer_venv, faces, Path(tmp), **kw | once,
+                                             variant="keras")
+            rows.append(score_row(name, "val", reorder_columns(proba, labels, classes), y,
+                                  classes))
+            models[name] = info | {"labels": labels, "licence": "MIT"}
 
     try:
         clf = load_classifier(args.mien_model)
