@@ -292,7 +292,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
             epoch = loop["epoch"] + 1
             torch.manual_seed(cfg.seed * 100_003 + epoch)
             _set_modes(model, cfg.freeze)
-            sum_loss = correct = seen = 0.0
+            # Sums stay on the device and are read every few steps: reading them each step
+            # would stall a GPU on every batch.
+            sum_loss = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device)
+            seen = 0
             t_epoch = time.perf_counter()
             bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
             try:
@@ -308,35 +312,36 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
                         if head_l2:
                             loss = loss + head_l2 * sum((w.float() ** 2).sum()
                                                         for w in head_weights)
-                    if not torch.isfinite(loss):
-                        raise MienError(f"loss became {float(loss)} at epoch {epoch}, step "
-                                        f"{step + 1}; lower --lr or use --schedule with "
-                                        "--warmup-epochs")
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)
                     scaler.update()
-                    n = len(y)
-                    sum_loss += float(loss.detach()) * n
-                    correct += float((predict(logits) == y).sum())
-                    seen += n
+                    sum_loss += loss.detach().float() * len(y)
+                    correct += (predict(logits) == y).sum()
+                    seen += len(y)
                     bar.update(1)
-                    bar.set_postfix(loss=f"{sum_loss / seen:.4f}", acc=f"{correct / seen:.3f}")
+                    if step % 10 == 0 or step + 1 == steps_per_epoch:
+                        mean_loss = float(sum_loss) / seen
+                        if not np.isfinite(mean_loss):
+                            raise MienError(f"loss became {mean_loss} in epoch {epoch}; lower "
+                                            "--lr or add --warmup-epochs")
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{float(correct) / seen:.3f}")
                     if budget and time.perf_counter() - t_start > budget:
                         stopped = "time_budget"
                         break
             finally:
                 bar.close()
             epoch_seconds = time.perf_counter() - t_epoch
+            train_loss, train_acc = float(sum_loss) / seen, float(correct) / seen
             val_loss, val_acc, pred = evaluate()
             loop["epoch"] = epoch
             loop["train_seconds"] = time.perf_counter() - t_start
-            loop["images_seen"] += int(seen)
+            loop["images_seen"] += seen
             loop["history"].append({
-                "epoch": epoch, "train_loss": sum_loss / seen, "train_accuracy": correct / seen,
+                "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                 "val_loss": val_loss, "val_accuracy": val_acc,
                 "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_seconds,
-                "images": int(seen)})
+                "images": seen})
             improved = val_acc > loop["best_acc"]
             if improved:
                 loop["best_acc"], loop["best_epoch"], best_pred = val_acc, epoch, pred
@@ -344,7 +349,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
                 ckpt.save_weights(run_dir / ckpt.MODEL_FILE, best_state,
                                   {**record, "epoch": epoch, "val_accuracy": val_acc})
             save_last()
-            echo(f"epoch {epoch}: train loss {sum_loss / seen:.4f} acc {correct / seen:.4f} | "
+            echo(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                  f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} "
                  f"({epoch_seconds:.1f}s)")
             if stopped == "time_budget":
