@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -83,7 +84,11 @@ class DetectionScore:
     faces: int
     found: int
     false_detections: int
-    median_ms: float
+    times_ms: tuple[float, ...]  # detect() per image, in order
+
+    @property
+    def median_ms(self) -> float:
+        return float(statistics.median(self.times_ms)) if self.times_ms else 0.0
 
     @property
     def recall(self) -> float:
@@ -96,8 +101,6 @@ class DetectionScore:
 
 def evaluate_detector(detector, items: GroundTruth, iou: float = 0.4) -> DetectionScore:
     """Recall, false detections and median detect() time (decoding excluded) over `items`."""
-    import numpy as np
-
     from mien.data.io import read_image
 
     found = false = faces = 0
@@ -109,5 +112,4 @@ def evaluate_detector(detector, items: GroundTruth, iou: float = 0.4) -> Detecti
         times.append(time.perf_counter() - start)
         hit, extra = match_boxes(truth, [f.box for f in detected], iou)
         found, false, faces = found + hit, false + extra, faces + len(truth)
-    median = float(np.median(times) * 1000) if times else 0.0
-    return DetectionScore(len(items), faces, found, false, median)
+    return DetectionScore(len(items), faces, found, false, tuple(t * 1000 for t in times))
