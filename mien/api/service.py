@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,65 +81,6 @@ class WorkerPool:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-class FaceBatcher:
-    """Collects the face crops of concurrent requests for up to `wait_s` and runs each
-    classifier once over all of them."""
-
-    def __init__(self, classify, wait_s: float, max_faces: int = 64):
-        import queue
-
-        self._classify, self.wait_s, self.max_faces = classify, wait_s, max_faces
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="mien-api-batcher", daemon=True)
-        self._thread.start()
-
-    def classify(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
-        if not crops:
-            return []
-        future: Future = Future()
-        self._queue.put((names, list(crops), future))
-        return future.result()
-
-    def close(self) -> None:
-        self._queue.put(None)
-
-    def _loop(self) -> None:
-        import queue
-
-        held = []  # items for another attribute set, first in the next round
-        while True:
-            item = held.pop(0) if held else self._queue.get()
-            if item is None:
-                return
-            group, total = [item], len(item[1])
-            deadline = time.perf_counter() + self.wait_s
-            while total < self.max_faces:
-                left = deadline - time.perf_counter()
-                try:
-                    more = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    held.append(more)
-                    break
-                if more[0] == item[0]:
-                    group.append(more)
-                    total += len(more[1])
-                else:
-                    held.append(more)
-            crops = [c for _, cs, _ in group for c in cs]
-            try:
-                predictions = self._classify(item[0], crops)
-            except BaseException as exc:
-                for _, _, future in group:
-                    future.set_exception(exc)
-                continue
-            start = 0
-            for _, cs, future in group:
-                future.set_result(predictions[start:start + len(cs)])
-                start += len(cs)
-
-
 class Service:
     """Loads the models on first use (or at startup) and analyses uploads in worker threads."""
 
@@ -153,8 +94,6 @@ class Service:
         self._load_lock = threading.Lock()
         self._local = threading.local()
         self.pool = WorkerPool(settings.workers, settings.queue_size)
-        self.batcher = (FaceBatcher(self._classify, settings.batch_wait_ms / 1000)
-                        if settings.batch_wait_ms > 0 else None)
 
     # --- models ------------------------------------------------------------------------------
 
@@ -235,10 +174,11 @@ class Service:
         return image, faces, crops
 
     def _predict(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
+        # Each request's faces go through the classifiers on their own. A micro-batcher that
+        # pooled faces of concurrent requests was measured and removed: classifying a face is
+        # about 2% of a request, so pooling cannot pay for its wait (benchmarks/serve_load.py).
         if not names or not crops:
             return [{} for _ in crops]
-        if self.batcher is not None:
-            return self.batcher.classify(names, crops)
         return self._classify(names, crops)
 
     def _finish(self, name, image, faces, predictions, options, start) -> Analysis:
@@ -296,8 +236,6 @@ class Service:
 
     def close(self) -> None:
         self.pool.close()
-        if self.batcher is not None:
-            self.batcher.close()
 
 
 def draw(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:

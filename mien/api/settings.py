@@ -30,9 +30,6 @@ class Settings:
     timeout_s: float = 30.0  # per request, waiting in the queue included -> 504
     api_key: str | None = None  # when set, /v1 routes need the header X-API-Key
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers (same-origin page only)
-    # Collect face crops of concurrent requests for this long and classify them in one call;
-    # 0 classifies each request's faces on their own (see benchmarks/serve_load.py).
-    batch_wait_ms: float = 0.0
 
     def __post_init__(self):
         checks = {
@@ -43,7 +40,6 @@ class Settings:
             "queue_size": self.queue_size >= 0,
             "timeout_s": self.timeout_s > 0,
             "min_face": self.min_face >= 1,
-            "batch_wait_ms": self.batch_wait_ms >= 0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -30,9 +30,6 @@ def serve_command(
         help="haar, yunet or mtcnn [default: yunet when its file is present].")] = None,
     min_face: Annotated[int, typer.Option(min=1, help="Smallest face side, pixels.")] = 20,
     threshold: Annotated[float | None, typer.Option(help="Detector score threshold.")] = None,
-    batch_wait_ms: Annotated[float, typer.Option(
-        min=0, help="Collect faces of concurrent requests this long and classify them "
-                    "together (0: off).")] = 0.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve POST /v1/analyze, /v1/analyze/batch, GET /v1/models and the web page at /.
@@ -50,7 +47,7 @@ def serve_command(
     options = dict(
         detector=detector, min_face=min_face, threshold=threshold, queue_size=queue,
         timeout_s=timeout, max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
-        cors_origins=tuple(cors or ()), batch_wait_ms=batch_wait_ms,
+        cors_origins=tuple(cors or ()),
         attributes=None if attributes is None else tuple(
             a.strip() for a in attributes.split(",") if a.strip()),
     )

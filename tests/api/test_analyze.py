@@ -148,30 +148,6 @@ def test_batch_over_the_file_limit_is_413(make_app, face_photo):
     assert r.status_code == 413 and r.json()["error"] == "too_many_files"
 
 
-def test_micro_batcher_gives_the_same_answers(make_app, face_photo, two_faces):
-    import asyncio
-
-    import httpx
-
-    tone = ToneClassifier()
-    app = make_app({"tone": tone}, batch_wait_ms=200, workers=2)
-    photos = [face_photo, two_faces, face_photo, two_faces]
-
-    async def send_all():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-            return await asyncio.gather(*(
-                c.post("/v1/analyze", content=p, headers={"Content-Type": "image/jpeg"})
-                for p in photos))
-
-    responses = asyncio.run(send_all())
-    for photo, r in zip(photos, responses, strict=True):
-        assert r.status_code == 200, r.text
-        assert_same_faces(r.json()["faces"], library_faces(photo))
-    assert sum(tone.calls) == 6
-    assert max(tone.calls) > 2  # faces of different requests went through one call
-
-
 def test_models_lists_what_was_loaded(client):
     r = client.get("/v1/models")
     assert r.status_code == 200
