@@ -34,7 +34,8 @@ class HeadInfo:
     grid: Mapping[str, tuple] = field(default_factory=dict)
     # "proba": the estimator's predict_proba; "decision": softmax of its decision_function
     # (SVMs: cheaper than Platt scaling's internal 5-fold refits, same argmax as predict)
-    scores: Literal["proba", "decision"] = "proba"
+    # "bagged-decision": the same per bagged member, averaged
+    scores: Literal["proba", "decision", "bagged-decision"] = "proba"
     # user name of the parameter giving parallel jobs, if the estimator has one
     jobs_param: str | None = None
 
