@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mien.errors import MienError
-from mien.models.base import _check_layer, init_weights
+from mien.models.base import check_embedding_layer, init_weights
 from mien.models.registry import register_model
 
 
@@ -54,7 +54,7 @@ class ConvAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
     def embed(self, x: torch.Tensor, layer: str = "pre_logits") -> torch.Tensor:
-        _check_layer(self, layer)
+        check_embedding_layer(self, layer)
         return self.encoder(x).flatten(1)
 
     def reset_head(self, num_classes: int) -> None:

@@ -41,7 +41,7 @@ class ZooModel(nn.Module):
 
     def embed(self, x: torch.Tensor, layer: str = "pre_logits") -> torch.Tensor:
         """(N, D) activations of one embedding layer (after its activation)."""
-        _check_layer(self, layer)
+        check_embedding_layer(self, layer)
         x = self.forward_features(x)
         if layer == "pre_logits":
             return self.forward_head(x, pre_logits=True).flatten(1)
@@ -74,7 +74,7 @@ class ZooModel(nn.Module):
         self.apply(init_weights)
 
 
-def _check_layer(model: nn.Module, layer: str) -> None:
+def check_embedding_layer(model: nn.Module, layer: str) -> None:
     if layer not in model.embedding_layers:
         raise MienError(
             f"{getattr(model, 'arch', type(model).__name__)} has no embedding layer {layer!r}: "
