@@ -38,6 +38,9 @@ def analyze_command(
         help="Folders: only files whose name matches, e.g. '*.jpg'.")] = None,
     smooth: Annotated[float | None, typer.Option(
         help="Video: EMA weight of the newest frame per tracked face, in (0, 1].")] = None,
+    landmarks: Annotated[str, typer.Option(
+        help="Landmarks that align the crops: detector, or mtcnn (follows head tilt; needs "
+             "MTCNN's weights).")] = "detector",
     batch_size: Annotated[int, typer.Option(min=1, help="Faces per classifier call.")] = 64,
     max_frames: Annotated[int | None, typer.Option(
         help="Stop each video or camera after this many kept frames.")] = None,
@@ -67,6 +70,7 @@ def analyze_command(
     pipeline = Pipeline(
         detector, specs, batch_size=batch_size, smoothing=smooth,
         prefetch=1 if camera is not None else 8,  # a live camera must not lag behind a queue
+        landmarks=landmarks,
         detector_options={"min_face": min_face, "score_threshold": threshold},
     )
     if specs is None and not pipeline.attributes:

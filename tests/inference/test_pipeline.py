@@ -155,3 +155,18 @@ def test_attribute_specs(brightness_onnx):
         load_attributes([f"a={brightness_onnx}", f"a={brightness_onnx}"])
     with pytest.raises(mien.errors.MienError, match="no attribute name"):
         load_attributes([f"={brightness_onnx}"])
+
+
+def test_landmark_option(models_env, two_faces):
+    from mien.detection.base import detector_entry
+
+    with pytest.raises(mien.errors.MienError, match="landmarks 'eyes'"):
+        Pipeline("yunet", {}, landmarks="eyes")
+    if not detector_entry("mtcnn").available():
+        pytest.skip("mtcnn weights not installed")
+    plain = Pipeline("yunet", {}).analyze(two_faces)
+    refined = Pipeline("yunet", {}, landmarks="mtcnn").analyze(two_faces)
+    assert [f.box for f in refined] == [f.box for f in plain]
+    for a, b in zip(plain, refined, strict=True):
+        moved = np.hypot(*(np.array(a.landmarks) - np.array(b.landmarks)).T)
+        assert 0 < moved.max() < 0.25 * a.box.width  # same points, placed anew
