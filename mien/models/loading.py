@@ -42,9 +42,8 @@ def _probabilities(logits: np.ndarray, activation: str) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-logits))  # independent per class (BCE); rescaled to sum to 1
         if p.shape[1] == 1:  # one output: P(second class) of a binary model
             p = np.concatenate([1.0 - p, p], axis=1)
-    else:
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        p = z
+    else:  # softmax
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 

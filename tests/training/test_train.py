@@ -218,3 +218,26 @@ def test_time_budget_and_mirror_double(stripes, tmp_path):
     assert m["stopped"] == "time_budget" and m["epochs_run"] == 1
     assert m["history"][0]["images"] == 8  # one batch, then the budget was spent
     assert (out / "model.onnx").is_file()
+
+
+def test_bundled_models_are_verified_by_their_card(base_run, tmp_path, monkeypatch):
+    from mien.models import loading
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(base_run / "model.onnx", weights / "demo.onnx")
+    card = weights / "demo.json"
+    card.write_text(json.dumps({"sha256": loading.sha256_of(weights / "demo.onnx")}))
+    monkeypatch.setattr(loading, "_weights_dir", lambda: weights)
+    assert loading.bundled_models() == ["demo"]
+    demo = load_classifier("demo")
+    img = [np.full((48, 48), 90, np.uint8)]
+    assert demo.name == "demo"
+    expected = load_classifier(base_run).predict_proba(img)
+    assert np.abs(demo.predict_proba(img) - expected).max() < 1e-6
+
+    card.write_text(json.dumps({"sha256": "0" * 64}))
+    with pytest.raises(ModelFileError, match="demo.onnx.*SHA-256"):
+        load_classifier("demo")
+    with pytest.raises(ModelFileError, match="bundled: demo"):
+        load_classifier("other")
