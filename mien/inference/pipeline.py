@@ -25,6 +25,7 @@ from mien.inference.tracking import IoUTracker, ProbabilitySmoother
 from mien.types import Face, Prediction
 
 BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
+MAX_PENDING_FRAMES = 32  # decoded frames held for one classifier batch: ~200 MB at 1080p
 Status = Literal["ok", "no_face", "error"]
 
 
@@ -242,9 +243,14 @@ class Pipeline:
                         faces = self._detect(frame.image)
                         pending.append((frame, faces, self._crop(frame.image, faces)))
                     n_crops = sum(len(c) for _, _, c in pending)
-                    # Flush when a batch is full, or when nothing more is decoded yet (a live
-                    # camera should not wait for a full batch).
-                    if n_crops >= self.batch_size or prefetched.ready() == 0:
+                    # Flush when a batch is full, when nothing more is decoded yet (a live
+                    # camera should not wait for a full batch), or when enough whole frames
+                    # wait in memory (long videos with few faces).
+                    if (
+                        n_crops >= self.batch_size
+                        or len(pending) >= MAX_PENDING_FRAMES
+                        or prefetched.ready() == 0
+                    ):
                         yield from self._flush(pending, trackers, smoothers)
                         pending = []
                 yield from self._flush(pending, trackers, smoothers)
