@@ -38,15 +38,22 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click's usage errors and aborts
+    except Exception as exc:  # usage errors and aborts, from click or typer's own copy of it
         import click
 
-        if isinstance(exc, click.exceptions.ClickException):
+        usage = [click.exceptions.ClickException]
+        try:  # typer >= 0.2x raises these from its vendored click
+            from typer._click.exceptions import ClickException as TyperClickException
+
+            usage.append(TyperClickException)
+        except ImportError:
+            pass
+        if isinstance(exc, tuple(usage)):
             exc.show()
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
+        if isinstance(exc, (click.exceptions.Exit, typer.Exit)):
             sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, (click.exceptions.Abort, typer.Abort)):
             sys.exit(1)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)

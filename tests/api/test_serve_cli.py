@@ -1,0 +1,31 @@
+"""`mien serve` refuses a broken setup before it listens: one line, non-zero exit."""
+
+from __future__ import annotations
+
+import pytest
+
+from mien.cli.main import main
+
+
+def test_missing_model_file_stops_serve_before_listening(tmp_path, capsys):
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--detector", "haar", "--attributes", f"mood={missing}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and str(missing) in err and "\n" not in err
+
+
+def test_unknown_detector_stops_serve(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--detector", "nonesuch", "--attributes", ""])
+    assert exit_info.value.code == 2
+    assert "unknown detector 'nonesuch'" in capsys.readouterr().err
+
+
+def test_bad_option_is_a_usage_error_not_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--workers", "0"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--workers" in err and "Traceback" not in err
