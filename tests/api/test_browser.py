@@ -3,6 +3,7 @@ uploaded, and the drawn boxes, bars and table read back from the page."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -33,11 +34,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, shared_data):
-    """`mien serve` on a free loopback port with a small ONNX attribute model."""
-    model = tmp_path_factory.mktemp("serve") / "gray.onnx"
+@contextlib.contextmanager
+def serving(folder: Path, shared_data: Path, api_key: str | None = None):
+    """`mien serve` on a free loopback port with a small ONNX attribute model; yields its URL."""
     pytest.importorskip("onnx")
+    model = folder / "gray.onnx"
     write_mean_onnx(model)
     port = free_port()
     env = dict(os.environ)
@@ -45,24 +46,27 @@ def server(tmp_path_factory, shared_data):
     if shared_models.is_dir() and "MIEN_MODELS_DIR" not in env:
         env["MIEN_MODELS_DIR"] = str(shared_models)  # YuNet when present, else Haar
     env.pop("MIEN_API_KEY", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mien.cli.main", "serve", "--port", str(port), "--workers", "1",
-         "--attributes", f"gray={model}", "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if api_key:
+        env["MIEN_API_KEY"] = api_key
+    log = folder / "serve.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mien.cli.main", "serve", "--port", str(port), "--workers",
+             "1", "--attributes", f"gray={model}", "--log-level", "warning"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:
         while True:
             if process.poll() is not None:
-                pytest.fail(f"mien serve exited with {process.returncode}: "
-                            f"{process.stdout.read()}")
+                pytest.fail(f"mien serve exited with {process.returncode}: {log.read_text()}")
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("mien serve did not become ready within 60 s")
+                pytest.fail(f"mien serve did not become ready within 60 s: {log.read_text()}")
             time.sleep(0.2)
         yield url
     finally:
@@ -71,6 +75,12 @@ def server(tmp_path_factory, shared_data):
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, shared_data):
+    with serving(tmp_path_factory.mktemp("serve"), shared_data) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -226,3 +236,46 @@ def test_camera_draws_live_boxes_over_the_video(server, playwright, shared_data,
         assert page.get_attribute("#video", "hidden") is not None
     finally:
         browser.close()
+
+
+def test_dropped_photo_is_analyzed(server, browser, shared_data):
+    photo = shared_data / "detection" / "voc_faces" / "2008_001322.jpg"
+    page = browser.new_page()
+    page.goto(server + "/")
+    data = list(photo.read_bytes())
+    transfer = page.evaluate_handle("""([bytes, name]) => {
+        const t = new DataTransfer();
+        t.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/jpeg'}));
+        return t;
+    }""", [data, photo.name])
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+    page.wait_for_selector("body[data-state=done], body[data-state=error]", state="attached",
+                           timeout=30_000)
+    expected = httpx.post(f"{server}/v1/analyze", content=photo.read_bytes(),
+                          headers={"Content-Type": "image/jpeg"}).json()["faces"]
+    assert len(expected) >= 2
+    assert page.get_attribute("#canvas", "data-faces") == str(len(expected))
+    assert page.locator("#table tbody tr").count() == len(expected)
+    assert photo.name in page.inner_text("#status")
+    page.close()
+
+
+def test_page_asks_for_the_api_key(tmp_path, shared_data, browser):
+    photo = shared_data / "detection" / "genki_szsl" / "files" / "file0001.jpg"
+    with serving(tmp_path, shared_data, api_key="letmein") as url:
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#key-box:not([hidden])")
+        assert "API key" in page.inner_text("#models")
+        page.fill("#key", "wrong")
+        page.press("#key", "Enter")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("body[data-state=error]", state="attached", timeout=30_000)
+        assert "401" in page.inner_text("#status")
+        page.fill("#key", "letmein")
+        page.press("#key", "Enter")
+        page.wait_for_selector("#models:has-text('gray')")
+        page.set_input_files("#file", str(photo))
+        page.wait_for_selector("body[data-state=done]", state="attached", timeout=30_000)
+        assert page.get_attribute("#canvas", "data-faces") == "1"
+        page.close()

@@ -291,7 +291,10 @@ async function showModels() {
 
 function init() {
   const drop = $("drop"), input = $("file");
-  input.addEventListener("change", () => { if (input.files[0]) showPhoto(input.files[0]); });
+  input.addEventListener("change", () => {
+    if (input.files[0]) showPhoto(input.files[0]);
+    input.value = ""; // so choosing the same file again analyzes it again
+  });
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") input.click(); });
   ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, () => drop.classList.remove("over")));
