@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> None:
                     "load_average_at_end": os.getloadavg()},
         "photo": "GENKI-SZSL file0001 cropped to 4:3 and resized to 640x480 JPEG "
                  f"({len(photo)} bytes), one face",
-        "server": {"workers": args.workers, "queue": args.queue},
+        "server": {"workers": args.workers, "queue": args.queue,
+                   "attributes_option": args.attributes, "detector_option": args.detector},
         "note": "client and server share the machine's cores",
         "requests_total": sum(r["requests"] for r in server["levels"]),
         **server,

@@ -118,7 +118,7 @@ def train(
     if any(v is not None for v in head_options.values()) or config is not None:
         from mien.heads.runs import train_from_options
 
-        run_dir = train_from_options(config, options, head_options, progress=not quiet)
+        run_dir = train_from_options(config, options, head_options)
         if run_dir is not None:
             typer.echo(f"run folder: {run_dir}")
             return

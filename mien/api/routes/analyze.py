@@ -65,7 +65,7 @@ async def analyze(
 ) -> AnalyzeOut:
     """Faces in one image: multipart field `file`, or the image bytes as the body."""
     options = svc.resolve(options)
-    [(name, data)] = (await read_uploads(request, 1, svc.settings.max_upload_bytes))[:1]
+    [(name, data)] = await read_uploads(request, 1, svc.settings.max_upload_bytes)
     if isinstance(data, ApiError):
         raise data
     return AnalyzeOut.of(await svc.run(svc.analyze, data, name, options))
