@@ -170,8 +170,7 @@ def anomaly_labels(classes: Sequence[str], normal: str) -> tuple[tuple[str, ...]
     return (normal, f"not_{normal}"), 0
 
 
-def train_anomaly(cfg, hcfg, *, progress: bool = True,
-                  echo: Callable[[str], None] = print):
+def train_anomaly(cfg, hcfg, *, echo: Callable[[str], None] = print):
     """Train the autoencoder on `hcfg.normal_class` only, threshold its scores, judge it on
     the whole validation split. Returns the run folder and metrics dict."""
     import torch

@@ -30,8 +30,9 @@ class HeadConfig:
     grid_values: Mapping[str, list] | None = None  # None: the head's documented default grid
     cv: int = 3  # grid-search folds (stratified)
     n_jobs: int = -1  # processes for the grid search and parallel heads; -1 = every core
-    # Fit on at most this many training embeddings (stratified random subset): RBF SVM time
-    # grows between N^2 and N^3, so 28k FER embeddings take minutes where 10k take seconds.
+    # Fit on at most this many training images (stratified random subset, mirrors come on
+    # top): RBF SVM time grows between N^2 and N^3, so 28k FER embeddings take far longer
+    # than 10k, and dlib embeds only a few images per second.
     max_train: int | None = None
     cache_dir: str | None = None  # embedding cache; None: $MIEN_CACHE or ~/.cache/mien
 

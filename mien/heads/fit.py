@@ -163,16 +163,17 @@ def train_head(cfg: TrainConfig, hcfg: HeadConfig, *,
     if split is not None:
         (run_dir / "split.json").write_text(json.dumps(split, indent=1))
 
+    available = len(train)
+    if hcfg.max_train is not None and hcfg.max_train < available:
+        # before embedding, so a slow backbone (dlib) only embeds what the head will see
+        train = train.subset(subsample(train.labels, hcfg.max_train, cfg.seed))
+        echo(f"fitting on a stratified subset of {len(train)} of {available} training images")
     opts = dict(cache_dir=hcfg.cache_dir, strict=cfg.strict, workers=cfg.num_workers, echo=echo)
     tr = embed_dataset(embedder, train, mirror=cfg.mirror_double, **opts)
     va = embed_dataset(embedder, val, **opts)
     echo(f"embeddings: {len(tr.y)} train, {len(va.y)} val, dimension {tr.x.shape[1]} "
          f"({'cached' if tr.cached and va.cached else f'{tr.seconds + va.seconds:.1f}s'})")
     x, y = tr.x, tr.y
-    if hcfg.max_train is not None and hcfg.max_train < len(y):
-        idx = subsample(y, hcfg.max_train, cfg.seed)
-        x, y = x[idx], y[idx]
-        echo(f"fitting on a stratified subset of {len(y)} of {len(tr.y)} training embeddings")
 
     k = len(train.classes)
     t0 = time.perf_counter()
@@ -208,7 +209,8 @@ def train_head(cfg: TrainConfig, hcfg: HeadConfig, *,
         "head": head.name, "params": _jsonable(head.params), "backbone": ref,
         "classes": list(train.classes), "best_val_accuracy": acc, "final_val_accuracy": acc,
         "confusion": cm.tolist(), "stopped": "completed",
-        "num_train": int(len(y)), "num_train_available": int(len(tr.y)), "num_val": int(len(va.y)),
+        "num_train": int(len(y)), "num_train_images_available": available,
+        "num_val": int(len(va.y)),
         "mirror": cfg.mirror_double, "embedding_dim": int(tr.x.shape[1]),
         "train_seconds": round(fit_seconds, 3), "fit_seconds": round(fit_seconds, 3),
         "predict_seconds": round(predict_seconds, 4),

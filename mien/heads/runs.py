@@ -11,8 +11,7 @@ from mien.heads.config import parse_params, resolve_head_config
 
 
 def train_from_options(config: str | os.PathLike | None, train_options: Mapping[str, Any],
-                       head_options: Mapping[str, Any], *, progress: bool = True
-                       ) -> Path | None:
+                       head_options: Mapping[str, Any]) -> Path | None:
     head_options = dict(head_options)
     pairs = head_options.pop("head_params", None)
     if pairs:
@@ -28,7 +27,7 @@ def train_from_options(config: str | os.PathLike | None, train_options: Mapping[
     if hcfg.anomaly:
         from mien.heads.anomaly import train_anomaly
 
-        run_dir, _ = train_anomaly(cfg, hcfg, progress=progress)
+        run_dir, _ = train_anomaly(cfg, hcfg)
         return run_dir
     from mien.heads.fit import train_head
 

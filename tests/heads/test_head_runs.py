@@ -38,6 +38,7 @@ def test_head_run_folder(knn_run, cnn_run):
     assert m["head"] == "knn" and m["params"] == {"k": 3, "weights": "distance"}
     split = json.loads((cnn_run / "split.json").read_text())
     assert m["mirror"] and m["num_train"] == 2 * (32 - len(split["val_sources"]))
+    assert m["num_train_images_available"] == 32 - len(split["val_sources"])
     assert m["best_val_accuracy"] >= 0.75 and np.array(m["confusion"]).sum() == m["num_val"]
     assert m["fit_seconds"] >= 0 and m["predict_seconds"] > 0
     record = json.loads((knn_run / "head.json").read_text())
