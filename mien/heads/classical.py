@@ -133,7 +133,9 @@ def forest():
           "metric": ("euclidean", "manhattan")},
 )
 def knn():
-    """k-nearest neighbours (k=9, Minkowski p=2) on standardised embeddings."""
+    """k-nearest neighbours (k=9, Minkowski p=2) on standardised embeddings.
+
+    scikit-learn picks the search structure; `algorithm=ball_tree` forces a ball tree."""
     return _scaled("knn", KNeighborsClassifier(n_neighbors=9, n_jobs=-1))
 
 
@@ -156,9 +158,10 @@ def logreg():
     grid={"max_samples": (0.1, 0.2), "C": (1.0, 10.0)},
 )
 def bagged_svm():
-    """10 RBF SVMs, each on a random 10% of the embeddings, fitted in parallel; their softmaxed
-    decision values averaged. SVM training grows faster than linearly with N, so ten 10% SVMs
-    cost far less than one on everything."""
+    """Ten RBF SVMs on random 10% subsamples, fitted in parallel, their scores averaged.
+
+    Each member's softmaxed decision values are averaged. SVM training grows faster than
+    linearly with N, so ten 10% SVMs cost far less than one on everything."""
     # In a pipeline the members get real subsamples: given a bare SVC, bagging passes zero
     # sample weights instead, and libsvm then drops classes inconsistently.
     svc = Pipeline([("svc", SVC(kernel="rbf", C=1.0, gamma="scale", cache_size=200))])

@@ -85,6 +85,12 @@ def head_info(name: str) -> HeadInfo:
     return _INFOS[name]
 
 
+def grid_text(name: str) -> str:
+    """The default grid as docs/heads.md writes it: `C 0.1, 1.0 x gamma scale, 0.01`."""
+    return " x ".join(f"{k} {', '.join(str(v) for v in values)}"
+                      for k, values in head_info(name).grid.items())
+
+
 def estimator_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """User parameter names -> the estimator's `set_params` keys; unknown names are an error."""
     info = head_info(name)

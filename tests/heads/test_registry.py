@@ -105,3 +105,16 @@ def test_bagged_svm_averages_members_that_missed_a_class():
     p = head.predict_proba(x)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     assert (p.argmax(axis=1) == y).mean() >= 0.9
+
+
+def test_docs_list_every_head_and_its_default_grid():
+    from pathlib import Path
+
+    from mien.heads.registry import grid_text
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "heads.md").read_text()
+    for name in HEADS:
+        assert f"| `{name}` |" in doc, name
+        assert f"- `{name}`: {grid_text(name)}\n" in doc, name
+        for param in head_info(name).params:
+            assert f"`{param}`" in doc, (name, param)
