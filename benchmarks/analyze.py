@@ -2,7 +2,7 @@
 (decoding runs in a background thread, overlapping the rest).
 
     python benchmarks/analyze.py [--limit 1000] [--detector yunet] [--attributes LIST]
-                                 [--threads 2] [--out PATH]
+                                 [--threads 1,2] [--out PATH]
 
 Photos: the first --limit GENKI-SZSL photos from ../shared/data (or $MIEN_DATA), or --folder.
 Classifiers: every installed bundled model, or --attributes name=MODEL,... (run folders, .onnx).
@@ -23,10 +23,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main(argv: list[str] | None = None) -> None:
+def set_threads(n: int) -> None:
+    """OpenCV's and torch's pools (ONNX Runtime sessions keep the count they were made with)."""
     import cv2
 
-    from mien.inference.pipeline import Pipeline
+    cv2.setNumThreads(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from mien.inference.pipeline import Pipeline, PipelineStats
     from mien.inference.sources import expand_inputs
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -36,57 +43,53 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detector", default=None)
     parser.add_argument("--attributes", default=None)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", default="1,2", help="thread counts to time, e.g. 1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/analyze.json")
     args = parser.parse_args(argv)
     os.environ.setdefault("MIEN_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
-    cv2.setNumThreads(args.threads)
-    try:
-        import onnxruntime  # noqa: F401  (threads are per session; ours use the default)
-        import torch
-
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        pass
     specs = args.attributes.split(",") if args.attributes else None
     pipeline = Pipeline(args.detector, specs, batch_size=args.batch_size)
     if not pipeline.attributes:
         sys.exit("no classifiers: no bundled model is installed; pass --attributes name=MODEL")
     files = list(expand_inputs([args.folder]))[: args.limit]
-    pipeline.analyze(files[0])  # warm up: model sessions, first allocations
-    pipeline.stats.__init__()
-
-    start = time.perf_counter()
-    rows = list(pipeline.run(files))
-    wall = time.perf_counter() - start
-    s = pipeline.stats
-    result = {
-        "photos": s.frames,
-        "faces": s.faces,
-        "no_face": sum(r.status == "no_face" for r in rows),
-        "errors": s.errors,
-        "wall_s": round(wall, 3),
-        "photos_per_s": round(s.frames / wall, 2),
-        "faces_per_s": round(s.faces / wall, 2),
-        # Shares of the wall-clock time; decoding overlaps the main thread, so its share can
-        # be hidden entirely when it is below detection's.
-        "share_decode": round(s.decode_s / wall, 3),
-        "share_detect": round(s.detect_s / wall, 3),
-        "share_crop": round(s.crop_s / wall, 3),
-        "share_classify": round(s.classify_s / wall, 3),
-        "share_other": round(max(0.0, 1 - (s.detect_s + s.crop_s + s.classify_s) / wall), 3),
-    }
-    header = ["detector", "attributes", "photos", "faces", "photos/s", "faces/s", "decode",
-              "detect", "crop", "classify", "other"]
     detector_name = pipeline.detector.name
     attrs = ",".join(f"{k}({len(c.labels)})" for k, c in pipeline.attributes.items())
+    header = ["threads", "detector", "attributes", "photos", "faces", "photos/s", "faces/s",
+              "decode", "detect", "crop", "classify", "other"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
-    print(" | ".join(str(c) for c in [
-        detector_name, attrs, result["photos"], result["faces"], result["photos_per_s"],
-        result["faces_per_s"], *(f"{result[k]:.0%}" for k in (
-            "share_decode", "share_detect", "share_crop", "share_classify", "share_other"))]))
+    results = []
+    for n in (int(t) for t in args.threads.split(",")):
+        set_threads(n)
+        pipeline.analyze(files[0])  # warm up: sessions, first allocations at this thread count
+        pipeline.stats = PipelineStats()
+        start = time.perf_counter()
+        rows = list(pipeline.run(files))
+        wall = time.perf_counter() - start
+        s = pipeline.stats
+        result = {
+            "threads": n,
+            "photos": s.frames,
+            "faces": s.faces,
+            "no_face": sum(r.status == "no_face" for r in rows),
+            "errors": s.errors,
+            "wall_s": round(wall, 3),
+            "photos_per_s": round(s.frames / wall, 2),
+            "faces_per_s": round(s.faces / wall, 2),
+            # Shares of wall-clock time; decoding runs in a background thread, overlapping the
+            # rest, so it only costs wall time when it is the slower side.
+            "share_decode": round(s.decode_s / wall, 3),
+            "share_detect": round(s.detect_s / wall, 3),
+            "share_crop": round(s.crop_s / wall, 3),
+            "share_classify": round(s.classify_s / wall, 3),
+            "share_other": round(max(0.0, 1 - (s.detect_s + s.crop_s + s.classify_s) / wall), 3),
+        }
+        results.append(result)
+        print(" | ".join(str(c) for c in [
+            n, detector_name, attrs, result["photos"], result["faces"], result["photos_per_s"],
+            result["faces_per_s"], *(f"{result[k]:.0%}" for k in (
+                "share_decode", "share_detect", "share_crop", "share_classify", "share_other"))]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": "analyze",
@@ -98,9 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         "attributes": {k: {"labels": list(c.labels), "input_size": list(c.preprocess.input_size),
                            "source": str(getattr(c, "path", "") or k)}
                        for k, c in pipeline.attributes.items()},
-        "threads": args.threads,
         "batch_size": args.batch_size,
-        "result": result,
+        "results": results,
     }, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
 

@@ -22,12 +22,21 @@ SYSTEM_FONTS = (
 )
 
 
+def positive_label(labels) -> str | None:
+    """The "yes" class of a yes/no attribute: the one of two labels without a no_/not_ prefix
+    when the other has it (no_smile / smile, no_eyeglasses / eyeglasses)."""
+    if len(labels) != 2:
+        return None
+    negative = [lb for lb in labels if lb.lower().startswith(("no_", "not_", "no-", "non_"))]
+    return next(lb for lb in labels if lb not in negative) if len(negative) == 1 else None
+
+
 def shown_value(name: str, pred: Prediction) -> tuple[str, float]:
-    """For a yes/no attribute whose classes include its own name (smile: no_smile / smile) show
-    the name and that class's probability, so "smile 0.02" reads as "not smiling"; otherwise the
-    winning label and its probability."""
-    if len(pred.probabilities) == 2 and name in pred.probabilities:
-        return name, pred.probabilities[name]
+    """A yes/no attribute shows its name and the "yes" probability, so "smile 0.02" reads as
+    not smiling; any other shows its winning label and that label's probability."""
+    positive = name if name in pred.probabilities else positive_label(list(pred.probabilities))
+    if len(pred.probabilities) == 2 and positive is not None:
+        return name, pred.probabilities[positive]
     return pred.label, pred.score
 
 

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import numpy as np
+
+from mien.inference.draw import caption, draw_faces, positive_label
+from mien.types import Box, Face, Prediction
+
+
+def _face(**attrs) -> Face:
+    return Face(Box(20, 30, 80, 100), 0.9, (), attrs)
+
+
+def test_caption_shows_yes_probability_of_yes_no_attributes():
+    face = _face(
+        expression=Prediction("happy", 0.93, {"happy": 0.93, "sad": 0.07}),
+        smile=Prediction("smile", 0.89, {"no_smile": 0.11, "smile": 0.89}),
+        glasses=Prediction("no_eyeglasses", 0.98, {"no_eyeglasses": 0.98, "eyeglasses": 0.02}),
+    )
+    assert caption(face) == "happy 0.93 · smile 0.89 · glasses 0.02"
+    assert positive_label(["no_smile", "smile"]) == "smile"
+    assert positive_label(["cat", "dog"]) is None
+
+
+def test_drawing_marks_the_box_and_leaves_the_rest():
+    image = np.full((160, 200, 3), 60, np.uint8)
+    face = _face(smile=Prediction("smile", 0.8, {"no_smile": 0.2, "smile": 0.8}))
+    out = draw_faces(image, [face])
+    assert out.shape == image.shape and (image == 60).all()  # the input is untouched
+    changed = (out != 60).any(axis=2)
+    assert changed[40:90, 20].all() and changed[40:90, 79].all()  # box edges
+    assert not changed[50:80, 30:70].any()  # inside the face
+    assert changed[:30, 20:80].any()  # the caption above the box
+    assert not changed[120:, :].any()
