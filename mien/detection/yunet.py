@@ -33,6 +33,7 @@ class YuNetDetector:
         model_path: str | os.PathLike | None = None,
         models_dir: str | os.PathLike | None = None,
         max_side: int | None = 640,
+        min_side: int | None = 144,
         top_k: int = 5000,
     ):
         import cv2
@@ -42,6 +43,9 @@ class YuNetDetector:
         # Large photos are scaled down first: YuNet's cost grows with pixels while its smallest
         # anchor (about 10 px) still finds faces well above `min_face` after the downscale.
         self.max_side = max_side
+        # Small pictures are scaled up: a face filling a 48 px crop is below YuNet's comfortable
+        # range (found in 76% of FER2013 crops as they are, 95% at 3x).
+        self.min_side = min_side
         t = options.score_threshold
         self.threshold = self.default_threshold if t is None else t
         self._detector = cv2.FaceDetectorYN.create(
@@ -57,10 +61,13 @@ class YuNetDetector:
         scale = 1.0
         if self.max_side and max(h, w) > self.max_side:
             scale = self.max_side / max(h, w)
+        elif self.min_side and max(h, w) < self.min_side:
+            scale = self.min_side / max(h, w)
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         if (sw, sh) != (w, h):
-            bgr = cv2.resize(bgr, (sw, sh), interpolation=cv2.INTER_AREA)
+            shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+            bgr = cv2.resize(bgr, (sw, sh), interpolation=shrink)
         if self._size != (sw, sh):
             self._detector.setInputSize((sw, sh))
             self._size = (sw, sh)

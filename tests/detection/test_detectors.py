@@ -131,3 +131,15 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert nms(boxes, scores, 0.5).tolist() == [1, 2]
     assert nms(boxes, scores, 0.95).tolist() == [1, 2, 3, 0]
     assert Box(0, 0, 10, 10).iou(Box(1, 1, 11, 11)) == pytest.approx(81 / 119)
+
+
+def test_yunet_finds_faces_that_fill_small_crops(shared_data, shared_models):
+    # FER2013 crops are 48x48 faces: YuNet misses a quarter of them at their own size.
+    paths = sorted((shared_data / "fer2013" / "val").glob("*/*.jpg"))[7::60][:60]
+    assert len(paths) == 60
+    detector = create_detector("yunet", models_dir=shared_models)
+    found = [detector.detect(read_image(p)) for p in paths]
+    assert sum(bool(f) for f in found) >= 54
+    for faces in found:
+        if faces:  # the face is most of the picture
+            assert faces[0].box.width > 24 and faces[0].box.area < 48 * 48
