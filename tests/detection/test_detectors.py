@@ -141,5 +141,7 @@ def test_yunet_finds_faces_that_fill_small_crops(shared_data, shared_models):
     found = [detector.detect(read_image(p)) for p in paths]
     assert sum(bool(f) for f in found) >= 54
     for faces in found:
-        if faces:  # the face is most of the picture
-            assert faces[0].box.width > 24 and faces[0].box.area < 48 * 48
+        if faces:  # the face is most of the picture, its nose near the middle
+            nose_x, nose_y = faces[0].landmarks[2]
+            assert faces[0].box.width > 24 and faces[0].box.area <= 48 * 48
+            assert 10 < nose_x < 38 and 10 < nose_y < 40
