@@ -29,20 +29,33 @@ def train(
     out: Annotated[
         str | None, Opt("--out", "-o", help="Run folder (default runs/MODEL-TIME).")
     ] = None,
-    epochs: Annotated[int | None, Opt()] = None,
-    batch_size: Annotated[int | None, Opt()] = None,
-    lr: Annotated[float | None, Opt()] = None,
+    epochs: Annotated[int | None, Opt(help="Epochs (default 30).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Images per step (default 64).")] = None,
+    lr: Annotated[float | None, Opt(help="Learning rate (default 0.001).")] = None,
     optimizer: Annotated[str | None, Opt(help="adam | sgd")] = None,
-    weight_decay: Annotated[float | None, Opt()] = None,
+    momentum: Annotated[float | None, Opt(help="SGD momentum (default 0.9).")] = None,
+    weight_decay: Annotated[float | None, Opt(help="L2 on every weight (default 0).")] = None,
     schedule: Annotated[str | None, Opt(help="none | step | cosine | onecycle")] = None,
-    warmup_epochs: Annotated[float | None, Opt()] = None,
+    step_epochs: Annotated[int | None, Opt(help="Schedule step: lr x0.1 every N epochs.")] = None,
+    warmup_epochs: Annotated[float | None, Opt(help="Linear lr warm-up, in epochs.")] = None,
     patience: Annotated[
         int | None, Opt(help="Early stopping after N epochs without progress.")
     ] = None,
     loss: Annotated[str | None, Opt(help="cross_entropy | squared_hinge | bce")] = None,
-    label_smoothing: Annotated[float | None, Opt()] = None,
+    label_smoothing: Annotated[float | None, Opt(help="Cross-entropy label smoothing.")] = None,
+    last_layer_l2: Annotated[float | None, Opt(
+        help="c * sum(w^2) of the output layer added to the loss (default the model's).")] = None,
     class_weights: Annotated[str | None, Opt(help="none | balanced")] = None,
-    augment: Annotated[bool | None, Opt("--augment/--no-augment")] = None,
+    augment: Annotated[bool | None, Opt(
+        "--augment/--no-augment", help="All augmentation on/off (default on).")] = None,
+    flip: Annotated[bool | None, Opt("--flip/--no-flip", help="Random left-right flips.")] = None,
+    rotate: Annotated[float | None, Opt(help="Max rotation, degrees (default 10).")] = None,
+    crop: Annotated[float | None, Opt(help="Random crop losing this fraction (default 0.1).")
+                    ] = None,
+    brightness: Annotated[float | None, Opt(help="Max brightness shift, fraction of 255.")] = None,
+    contrast: Annotated[float | None, Opt(help="Contrast factor in [1 - c, 1 + c].")] = None,
+    blur: Annotated[float | None, Opt(help="Probability of a random Gaussian blur.")] = None,
+    scale_shift: Annotated[float | None, Opt(help="Max zoom change and shift, fractions.")] = None,
     mirror_double: Annotated[
         bool | None, Opt("--mirror-double/--no-mirror-double", "--mirror/--no-mirror",
                          help="Add the mirror of every training image (heads: its embedding).")
@@ -50,13 +63,20 @@ def train(
     input_size: Annotated[str | None, Opt(help="HxW, e.g. 48x48.")] = None,
     color: Annotated[str | None, Opt(help="gray | rgb")] = None,
     equalize: Annotated[str | None, Opt(help="none | hist | clahe")] = None,
+    blur_sigma: Annotated[float | None, Opt(help="Gaussian blur of every input, in pixels.")
+                          ] = None,
     classes: Annotated[str | None, Opt(help="Keep these classes: happy,sad.")] = None,
     merge: Annotated[str | None, Opt(help="Fold classes: disgust=angry.")] = None,
-    seed: Annotated[int | None, Opt()] = None,
+    seed: Annotated[int | None, Opt(help="Seed of weights, order and augmentation.")] = None,
+    split_seed: Annotated[int | None, Opt(help="Seed of the train/val split of DATA.")] = None,
     repeats: Annotated[
         int | None, Opt(help="Train N seeds into RUN/seed-K and report mean/std.")
     ] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
+    amp: Annotated[bool | None, Opt("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
+    num_workers: Annotated[int | None, Opt(help="Threads decoding and augmenting (default auto).")
+                           ] = None,
+    threads: Annotated[int | None, Opt(help="Torch CPU threads (default torch's).")] = None,
     max_minutes: Annotated[float | None, Opt(help="Training-time budget in minutes.")] = None,
     transfer_from: Annotated[
         str | None, Opt("--from", help="Start from a run folder, checkpoint or shipped model.")
@@ -64,7 +84,8 @@ def train(
     freeze: Annotated[
         bool | None, Opt("--freeze/--no-freeze", help="With --from: train only the head.")
     ] = None,
-    backbone_lr_mult: Annotated[float | None, Opt()] = None,
+    backbone_lr_mult: Annotated[float | None, Opt(
+        help="With --from, no --freeze: backbone lr = lr x this (default 0.1).")] = None,
     strict: Annotated[
         bool | None, Opt("--strict/--no-strict", help="Stop at the first unreadable image.")
     ] = None,

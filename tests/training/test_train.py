@@ -208,9 +208,12 @@ def test_early_stopping_keeps_the_best_epoch(stripes, tmp_path):
 
 def test_time_budget_and_mirror_double(stripes, tmp_path):
     out = tmp_path / "run"
-    run_cli("train", stripes, *FAST, "--epochs", "3", "--mirror-double", "--out", out)
+    run_cli("train", stripes, *FAST, "--epochs", "3", "--mirror-double", "--out", out,
+            "--no-flip", "--rotate", "5", "--scale-shift", "0.05", "--blur", "0.5")
     m = json.loads((out / "metrics.json").read_text())
     assert m["history"][0]["images"] == 2 * m["num_train"]  # each image and its mirror
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert (cfg["flip"], cfg["rotate"], cfg["scale_shift"], cfg["blur"]) == (False, 5, 0.05, 0.5)
 
     out = tmp_path / "budget"
     run_cli("train", stripes, *FAST, "--epochs", "3", "--max-minutes", "1e-6", "--out", out)
