@@ -171,6 +171,26 @@ def test_models_shows_the_card_inside_an_onnx_file(make_app, tmp_path):
     assert model["card"]["arch"] == "mean-test" and model["card"]["labels"] == ["low", "high"]
 
 
+def test_models_shows_bundled_cards():
+    """The server's default: every installed bundled model, each with its card."""
+    from fastapi.testclient import TestClient
+
+    from mien.api import Settings, create_app
+    from mien.models.loading import bundled_models
+
+    installed = [n for n in ("expression", "smile", "glasses") if n in bundled_models()]
+    if not installed:
+        pytest.skip("no bundled classifier is installed yet")
+    app = create_app(Settings(detector="haar", workers=1))
+    try:
+        body = TestClient(app).get("/v1/models").json()
+    finally:
+        app.state.service.close()
+    assert [m["name"] for m in body["attributes"]] == installed
+    for model in body["attributes"]:
+        assert model["card"]["sha256"] and model["labels"]
+
+
 def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     r = client.get("/readyz")

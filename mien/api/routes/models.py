@@ -15,19 +15,21 @@ router = APIRouter(prefix="/v1", tags=["models"], dependencies=[Depends(require_
 health = APIRouter(tags=["health"])
 
 
-def model_card(name: str, classifier) -> dict:
-    """The bundled card when the classifier is a bundled model, else its file's metadata."""
+def model_card(classifier) -> dict:
+    """The bundled model's card when the classifier is a bundled model, else the metadata
+    stored in its file."""
     import json
+    from importlib.resources import files
     from pathlib import Path
 
+    weights = Path(str(files("mien.models") / "weights"))
     path = getattr(classifier, "path", None)
-    if path is not None:
-        card = Path(path).with_suffix(".json")
-        if card.is_file():
-            try:
-                return json.loads(card.read_text())
-            except (OSError, json.JSONDecodeError):
-                pass
+    card = weights / f"{getattr(classifier, 'name', '')}.json"
+    if path is not None and Path(path).parent == weights and card.is_file():
+        try:
+            return json.loads(card.read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
     record = getattr(classifier, "record", None)
     return dict(record) if isinstance(record, dict) else {}
 
@@ -43,7 +45,7 @@ def models(svc: Annotated[Service, Depends(loaded_service)]) -> ModelsOut:
         size = getattr(c, "input_size", None) or getattr(c.preprocess, "input_size", None)
         attributes.append(ModelOut(name=name, labels=list(c.labels),
                                    input_size=list(size) if size else None,
-                                   card=model_card(name, c)))
+                                   card=model_card(c)))
     return ModelsOut(
         detector=DetectorOut(default=svc.default_detector, available=list_detectors(True),
                              min_face=settings.min_face, threshold=settings.threshold),
