@@ -45,7 +45,8 @@ def install(app) -> None:
         return JSONResponse(payload(code, str(exc)), status)
 
     async def http_error(request, exc: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error")
         detail = str(exc.detail)
         if exc.status_code in (404, 405):
             detail = f"{request.method} {request.url.path}: {detail.lower()}; see /docs"
