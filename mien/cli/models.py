@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-models_app = typer.Typer(help="Model files: fetch detector weights.", no_args_is_help=True)
+models_app = typer.Typer(help="Model files: bundled classifiers (list, show) and detector "
+                         "weights (fetch).", no_args_is_help=True)
 
 
 @models_app.command("fetch")
@@ -34,6 +35,52 @@ def fetch_command(
             name, directory, url, progress=lambda done, total: bar.update(task, completed=done,
                                                                           total=total))
     print(f"{path} (sha256 {spec.sha256}, {spec.licence})")
+
+
+@models_app.command("list")
+def list_command() -> None:
+    """Bundled classifiers: size, checksum against the model card, validation accuracy."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mien.models.cards import headline, installed_models
+
+    models = installed_models()
+    out = Console(markup=False, width=None if Console().is_terminal else 200)
+    if not models:
+        out.print("no bundled classifiers installed")
+        return
+    table = Table("name", "labels", "input", "size", "sha256", "validation")
+    for m in models:
+        size = m.card["input"]["size"]
+        table.add_row(m.name, ", ".join(m.card["labels"]),
+                      f"{size[0]}x{size[1]} {m.card['input']['color']}",
+                      f"{m.size_bytes / 1024:.0f} KiB" if m.size_bytes else "missing",
+                      "ok" if m.verified else "MISMATCH", headline(m.card))
+    out.print(table)
+    bad = [m for m in models if not m.verified]
+    if bad:
+        from mien.errors import ModelFileError
+
+        raise ModelFileError(f"{bad[0].file}: missing or its SHA-256 differs from its card; "
+                             "reinstall mien")
+
+
+@models_app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="Bundled classifier: expression, smile, glasses.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the card as JSON.")] = False,
+) -> None:
+    """The model card of NAME: data, training, validation per class, weaknesses."""
+    import json
+
+    from mien.models.cards import card_text, read_card
+
+    card = read_card(name)
+    if as_json:
+        print(json.dumps(card, indent=1))
+    else:
+        print(card_text(card))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,202 @@
+"""Speed and accuracy of the classifiers shipped with mien (mien/models/weights/).
+
+Per bundled model, with ONNX Runtime on the CPU:
+- ms/face at batch 1 on 1 thread: the network alone on a preprocessed face, and end to end
+  from a 112x112 uint8 face crop (resize, gray/rgb, normalise + network), median of many calls;
+- faces/s batched (batches of 256) on 2 threads, network alone, median batch time;
+- accuracy (and balanced accuracy) on the model's validation data as its card describes it,
+  through `mien.evaluation.evaluate`, next to the figure the card claims.
+
+On real photos (`--photos N`, default 300): the default detector + aligner + the bundled models
+(`mien.inference.Pipeline`, as `mien analyze` runs them) over the first N GENKI-SZSL photos
+(faces mostly smiling or neutral, no attribute labels) and the 4 VOC photos: faces found, how the
+predictions spread, and how often `smile` agrees with `expression` == happy.
+
+    python benchmarks/shipped_models.py [--models expression,smile] [--seconds 3] [--no-accuracy]
+                                        [--photos 300]
+
+Targets of issue #7: <= 1 ms/face and >= 2,000 faces/s. Prints a table and writes JSON
+(default benchmarks/results/shipped_models.json). The machine may be shared with other jobs:
+medians are reported, and the load average at the start is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from mien.models.cards import installed_models, validation_dataset
+from mien.models.loading import OnnxClassifier
+
+BATCH = 256
+CROP = 112  # side of the aligned face crop the inference pipeline hands to a classifier
+
+
+def session(path: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def median_seconds(fn, seconds: float, min_runs: int = 20) -> tuple[float, int]:
+    """Median seconds per call of `fn` over about `seconds` (after warm-up), and the calls."""
+    for _ in range(3):
+        fn()
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < min_runs:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), len(times)
+
+
+def measure(model, seconds: float, accuracy: bool) -> dict:
+    card = model.card
+    clf1 = OnnxClassifier(model.file, name=model.name)
+    clf1._session = session(model.file, 1)  # the classifier as analyze runs it, on 1 thread
+    sess1, sess2 = session(model.file, 1), session(model.file, 2)
+    name_in = sess1.get_inputs()[0].name
+    rng = np.random.default_rng(0)
+    crop = rng.integers(0, 256, (CROP, CROP, 3), dtype=np.uint8)
+    x1 = clf1.preprocess([crop])
+    xb = np.repeat(clf1.preprocess([crop]), BATCH, axis=0)
+    xb += rng.normal(0, 0.05, xb.shape).astype(np.float32)
+
+    net1, n1 = median_seconds(lambda: sess1.run(None, {name_in: x1}), seconds)
+    e2e1, _ = median_seconds(lambda: clf1.predict_proba([crop]), seconds)
+    batch2, nb = median_seconds(lambda: sess2.run(None, {name_in: xb}), seconds, min_runs=5)
+    row = {
+        "model": model.name, "arch": card["arch"], "parameters": card.get("parameters"),
+        "input": f"{card['input']['size'][0]}x{card['input']['size'][1]} {card['input']['color']}",
+        "onnx_kib": round(model.size_bytes / 1024, 1),
+        "ms_per_face_1thread": round(net1 * 1e3, 4),
+        "ms_per_face_1thread_from_crop": round(e2e1 * 1e3, 4),
+        "batch1_calls": n1,
+        "faces_per_second_2threads": round(BATCH / batch2, 1),
+        "batch_calls": nb,
+        "card_accuracy": card["validation"]["accuracy"],
+        "card_balanced_accuracy": card["validation"]["balanced_accuracy"],
+    }
+    if accuracy:
+        from mien.evaluation.evaluate import evaluate
+
+        try:
+            ds = validation_dataset(card)
+        except Exception as exc:  # data absent on this machine: speed only
+            row["accuracy_error"] = str(exc)
+        else:
+            clf = OnnxClassifier(model.file, name=model.name)
+            result = evaluate(clf, ds, batch_size=256)
+            row.update(accuracy=round(result.metrics.accuracy, 4),
+                       balanced_accuracy=round(result.metrics.balanced_accuracy, 4),
+                       val_images=result.metrics.n,
+                       val_description=card["data"]["validation"])
+    return row
+
+
+def real_photos(n: int) -> dict:
+    """Predictions of the bundled models on faces our own pipeline finds in real photos."""
+    from collections import Counter
+
+    from mien.inference.pipeline import Pipeline
+    from mien.models.cards import default_data_root
+
+    root = default_data_root() / "detection"
+    genki = sorted((root / "genki_szsl" / "files").glob("*.jpg"))[:n]
+    voc = sorted((root / "voc_faces").glob("*.jpg"))
+    if not genki:
+        return {"error": f"no GENKI photos under {root}"}
+    pipe = Pipeline()
+    out = {"detector": pipe.detector.name}
+    for label, files in (("genki_szsl", genki), ("voc_faces", voc)):
+        counts: dict[str, Counter] = {a: Counter() for a in pipe.attributes}
+        photos_with_face = faces = agree = both = 0
+        start = time.perf_counter()
+        for f in files:
+            found = pipe.analyze(f)
+            photos_with_face += bool(found)
+            for face in found[:1] if label == "genki_szsl" else found:  # GENKI: one face each
+                faces += 1
+                for a, pred in face.attributes.items():
+                    counts[a][pred.label] += 1
+                if {"smile", "expression"} <= set(face.attributes):
+                    both += 1
+                    agree += ((face.attributes["smile"].label == "smile")
+                              == (face.attributes["expression"].label == "happy"))
+        out[label] = {
+            "photos": len(files), "photos_with_face": photos_with_face, "faces": faces,
+            "seconds": round(time.perf_counter() - start, 1),
+            "predictions": {a: dict(c.most_common()) for a, c in counts.items()},
+            "smile_agrees_with_expression_happy": round(agree / both, 4) if both else None,
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
+    parser.add_argument("--no-accuracy", action="store_true", help="speed only")
+    parser.add_argument("--photos", type=int, default=300, help="GENKI photos (0: none)")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "results" / "shipped_models.json")
+    args = parser.parse_args()
+    wanted = [m for m in args.models.split(",") if m]
+    models = [m for m in installed_models() if not wanted or m.name in wanted]
+    if not models:
+        raise SystemExit("no bundled models found in mien/models/weights")
+    load = os.getloadavg()[0]
+    rows = [measure(m, args.seconds, not args.no_accuracy) for m in models]
+
+    head = (f"{'model':<11} {'input':<10} {'params':>8} {'KiB':>6} {'ms/face':>8} "
+            f"{'ms(crop)':>8} {'faces/s':>8} {'val acc':>8} {'bal acc':>8} {'card acc':>8}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "-"
+        bal = f"{r['balanced_accuracy']:.4f}" if "balanced_accuracy" in r else "-"
+        print(f"{r['model']:<11} {r['input']:<10} {r['parameters'] or 0:>8} {r['onnx_kib']:>6.0f} "
+              f"{r['ms_per_face_1thread']:>8.3f} {r['ms_per_face_1thread_from_crop']:>8.3f} "
+              f"{r['faces_per_second_2threads']:>8.0f} {acc:>8} {bal:>8} "
+              f"{r['card_accuracy']:>8.4f}")
+    print(f"targets: <= 1 ms/face, >= 2000 faces/s; load average at start {load:.1f} "
+          f"on {os.cpu_count()} CPUs")
+    out = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "load_average_1min": round(load, 2),
+                    "onnxruntime": ort.__version__},
+        "batch": BATCH, "seconds_per_measurement": args.seconds,
+        "targets": {"ms_per_face": 1.0, "faces_per_second": 2000},
+        "models": rows,
+    }
+    if args.photos:
+        out["real_photos"] = photos = real_photos(args.photos)
+        for label in ("genki_szsl", "voc_faces"):
+            r = photos.get(label)
+            if r:
+                print(f"{label}: {r['photos_with_face']}/{r['photos']} photos with a face, "
+                      f"{r['faces']} faces; smile agrees with expression=happy on "
+                      f"{r['smile_agrees_with_expression_happy']}")
+                for a, c in r["predictions"].items():
+                    print(f"  {a}: {c}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Ship a finished run as a bundled model: copy its model.onnx to mien/models/weights/NAME.onnx,
+score it on its validation data with mien.evaluation, and write the model card NAME.json.
+
+    python tools/ship_model.py expression runs/expression
+    python tools/ship_model.py smile runs/smile
+    python tools/ship_model.py glasses runs/glasses
+
+What each model was trained on, its intended use and the weaknesses known in advance are below;
+the class-level weaknesses (lowest recall, smallest classes) are read off the validation result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+FER_LICENCE = ("FER2013 (Goodfellow et al., ICML 2013 challenge, Kaggle): research use; the copy "
+               "used here states no licence. The weights are a derived work: check the terms "
+               "before commercial use.")
+INFO = {
+    "expression": {
+        "summary": "7 facial expressions (FER2013 classes) from a face crop, 48x48 gray",
+        "data": {
+            "train": "FER2013 Training split, 28,709 48x48 gray faces "
+                     "(../shared/data/fer2013/train)",
+            "validation": "FER2013 PublicTest split, 3,589 images (../shared/data/fer2013/val)",
+            "validation_name": "fer2013/val", "val_path": "fer2013/val",
+            "licence": FER_LICENCE,
+        },
+        "split": {"kind": "FER2013's own: Training for training, PublicTest for validation "
+                          "(model and epoch chosen on it); PrivateTest never used"},
+        "command": ("mien train ../shared/data/fer2013/train --val ../shared/data/fer2013/val "
+                    "--config configs/expression.yaml --out runs/expression"),
+        "intended_use": ("Rough expression of faces in photos and video for aggregate analysis "
+                         "(e.g. share of happy faces), research and demos. Not for decisions "
+                         "about individuals, emotion 'reading', hiring, policing or health."),
+        "weaknesses": [
+            "FER2013 labels are noisy (human agreement is about 65 %); fear/sad/angry are "
+            "often confused with each other and with neutral.",
+            "disgust has only 436 training images (1.5 %); its recall is the lowest.",
+            "Trained on 48x48 grayscale web faces, mostly frontal: profile faces, heavy "
+            "occlusion and very small faces (< 30 px) are unreliable.",
+            "Demographic balance of FER2013 is undocumented; accuracy per group is unmeasured.",
+        ],
+    },
+    "smile": {
+        "summary": "smile / no_smile from a face crop, 48x48 gray",
+        "data": {
+            "train": "SMILEs (LFW face crops, 64x64 gray): 2,952 smile / 7,580 no_smile, "
+                     "90 % per class (../shared/data/smiles)",
+            "validation": "the held-out 10 % per class of SMILEs (split_seed 0, split.json)",
+            "validation_name": "SMILEs held-out", "val_path": "smiles",
+            "licence": "SMILEs (hromi/SMILEsmileD, no licence stated) derived from Labeled "
+                       "Faces in the Wild (research use). Check the terms before commercial use.",
+        },
+        "command": "mien train --config configs/smile.yaml --out runs/smile",
+        "intended_use": ("Whether a face smiles, for photo sorting, counting smiles in "
+                         "video and demos. Not for decisions about individuals."),
+        "weaknesses": [
+            "SMILEs crops are tighter than mien's detector crops (1.2 x the box): faces framed "
+            "differently are covered only by zoom/shift augmentation.",
+            "LFW is mostly adult, light-skinned public figures photographed by the press; other "
+            "groups and ages are under-represented and unmeasured.",
+            "5 images appear in both SMILEs classes (label noise).",
+        ],
+    },
+    "glasses": {
+        "summary": "eyeglasses (sunglasses included) / no_eyeglasses from a face crop, 48x48 RGB",
+        "data": {
+            "train": "CelebA images 000001-010000 (../shared/data/celeba), Eyeglasses attribute "
+                     "(674 / 9,326), re-framed like mien's face crops by "
+                     "tools/celeba_face_crops.py (mien.models.cards.celeba_face_crop_jpeg); "
+                     "80 % per class",
+            "validation": "the held-out 20 % per class (split_seed 0, split.json)",
+            "validation_name": "CelebA held-out", "val_path": "celeba",
+            "attribute": "Eyeglasses", "reframe": "celeba_face_crop", "reframe_size": 64,
+            "licence": "CelebA (Liu et al., ICCV 2015): non-commercial research use only; "
+                       "the weights inherit that restriction.",
+        },
+        "command": ("python tools/celeba_face_crops.py ../shared/data/celeba "
+                    "runs/data/celeba_crops && mien train --config configs/glasses.yaml "
+                    "--out runs/glasses"),
+        "intended_use": ("Whether a face wears glasses or sunglasses, for photo sorting and "
+                         "demos. Not for identity or access decisions."),
+        "weaknesses": [
+            "CelebA's Eyeglasses label counts sunglasses too: the model does not tell them "
+            "apart.",
+            "Only 674 positive images (539 for training); thin or rimless frames are the "
+            "hardest and the rarest.",
+            "CelebA identities are not given, so the same person may appear in training and "
+            "validation: the held-out figure may be optimistic.",
+            "CelebA is celebrities on the red carpet: lighting, age and demography differ "
+            "from everyday photos.",
+        ],
+    },
+}
+
+
+def class_weaknesses(evaluation: dict, train_counts: dict[str, int]) -> list[str]:
+    """The two classes with the lowest recall, with their precision and training count."""
+    per = evaluation["per_class"]
+    worst = sorted(per, key=lambda c: per[c]["recall"] if per[c]["recall"] is not None else 2)
+    return [f"validation recall of {c} is {per[c]['recall']:.3f} (precision "
+            f"{per[c]['precision']:.3f}, {train_counts.get(c, '?')} training images)"
+            for c in worst[:2]]
+
+
+def main() -> None:
+    from mien.data.datasets import open_dataset
+    from mien.evaluation.evaluate import evaluate
+    from mien.models.cards import (
+        build_card,
+        default_data_root,
+        relative_sources,
+        validation_dataset,
+        weights_dir,
+        write_card,
+    )
+    from mien.models.loading import OnnxClassifier, sha256_of
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", choices=sorted(INFO))
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--data-root", type=Path, default=None)
+    args = parser.parse_args()
+    info = INFO[args.name]
+    root = args.data_root or default_data_root()
+    config = yaml.safe_load((args.run / "config.yaml").read_text())
+
+    split = dict(info.get("split", {}))
+    split_file = args.run / "split.json"
+    if split_file.is_file():
+        record = json.loads(split_file.read_text())
+        split = {
+            "kind": f"stratified {record['val_fraction']:.0%} per class held out, split_seed "
+                    f"{record['seed']} (mien.data.datasets.stratified_split)",
+            "record_sha256": hashlib.sha256(split_file.read_bytes()).hexdigest(),
+            "val_files": relative_sources(record["val_sources"], config["data"]),
+        }
+    dst = weights_dir()
+    dst.mkdir(parents=True, exist_ok=True)
+    onnx_path = dst / f"{args.name}.onnx"
+    shutil.copyfile(args.run / "model.onnx", onnx_path)
+    torch_path = dst / f"{args.name}.safetensors"  # for `mien train --from NAME`
+    shutil.copyfile(args.run / "model.safetensors", torch_path)
+
+    partial = {"name": args.name, "data": info["data"], "split": split}
+    ds = validation_dataset(partial, root)
+    result = evaluate(OnnxClassifier(onnx_path, name=args.name), ds, batch_size=256,
+                      model_name=args.name, data_name=info["data"]["validation_name"])
+    evaluation = result.to_json()
+    metrics = json.loads((args.run / "metrics.json").read_text())
+    if abs(evaluation["accuracy"] - metrics["best_val_accuracy"]) > 1e-9:
+        print(f"note: ONNX accuracy {evaluation['accuracy']:.6f} differs from training's "
+              f"{metrics['best_val_accuracy']:.6f}")
+
+    train = open_dataset(config["data"], attribute=config.get("attribute"))
+    base = train.get("train") or train.get("all")
+    counts = base.counts()
+    if "val_files" in split:  # training images only
+        held = ds.counts()
+        counts = {c: n - held.get(c, 0) for c, n in counts.items()}
+    card = build_card(
+        name=args.name, onnx_path=onnx_path, run_dir=args.run, evaluation=evaluation,
+        data=info["data"], split=split, command=info["command"],
+        intended_use=info["intended_use"],
+        known_weaknesses=info["weaknesses"] + class_weaknesses(evaluation, counts),
+        summary=info["summary"],
+        extra={"torch_weights": {"file": torch_path.name, "sha256": sha256_of(torch_path)}},
+    )
+    path = write_card(card, dst)
+    print(f"{onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB) and {path}: accuracy "
+          f"{evaluation['accuracy']:.4f}, balanced {evaluation['balanced_accuracy']:.4f} on "
+          f"{evaluation['n']} images")
+
+
+if __name__ == "__main__":
+    main()
