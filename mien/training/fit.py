@@ -158,7 +158,8 @@ def _hardware(device: str) -> dict:
 
 def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = None,
           progress: bool = True, echo: Callable[[str], None] = print) -> RunResult:
-    """Train `cfg` into its run folder (cfg.out); `resume` continues from last.safetensors."""
+    """Train `cfg` into its run folder (cfg.out); `resume` continues from last.safetensors.
+    `data` lets repeated runs share one decoded copy of the images."""
     import torch
 
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
@@ -171,210 +172,260 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     device = resolve_device(cfg.device)
 
     if data is None:
-        pre = _preprocess_for(cfg)
-        echo(f"decoding images for {cfg.model or cfg.transfer_from} at "
-             f"{pre.input_size[0]}x{pre.input_size[1]} {pre.color} ...")
-        t0 = time.perf_counter()
-        data = prepare(cfg, pre, read_split_record(run_dir) if resume else None)
-        echo(f"decoded {len(data.train_y)} training and {len(data.val_y)} validation images "
-             f"in {time.perf_counter() - t0:.1f}s")
+        data = _decode(cfg, read_split_record(run_dir) if resume else None, echo)
     for line in data.skipped[:5]:
         echo(f"skipped {line}")
     if len(data.skipped) > 5:
         echo(f"skipped {len(data.skipped) - 5} more unreadable images")
     if len(data.val_y) == 0:
         raise MienError(f"{cfg.data}: no validation images; give --val FOLDER or a fraction")
+
     torch.manual_seed(cfg.seed)
     model, pre, arch, loss_kind, head_l2 = _setup_model(cfg, data.classes)
     cfg = cfg.replace(model=arch)
     save_config(cfg, run_dir / "config.yaml")
     if data.split_record is not None:
         (run_dir / "split.json").write_text(json.dumps(data.split_record, indent=1))
-    model.to(device)
-    if device == "cpu":  # NHWC: ~2x faster depthwise/3x3 convolutions on CPU
-        model.to(memory_format=torch.channels_last)
-    if cfg.freeze:
-        for p in model.backbone_parameters():
-            p.requires_grad_(False)
 
-    from mien.training.optim import (
-        activation_for,
-        class_weights,
-        lr_factor,
-        make_loss,
-        make_optimizer,
-        predict,
-    )
-
-    num_classes = len(data.classes)
-    train_x, train_y = data.train_x, data.train_y
-    if cfg.mirror_double:
-        train_x, train_y = add_mirrored(train_x, train_y)
-    pipeline = build_augmentation(cfg, pre.input_size)
-    loss_fn = make_loss(loss_kind, label_smoothing=cfg.label_smoothing,
-                        weights=class_weights(train_y, num_classes, cfg.class_weights))
-    optimizer = make_optimizer(cfg, model, transfer=bool(cfg.transfer_from))
-    steps_per_epoch = max(1, -(-len(train_y) // cfg.batch_size))
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    # Keras-style kernel_regularizer: L2 on the output layer's weights only (model_info's note).
-    head_weights = [model.classifier.weight]
-
-    record = ckpt.model_record(
-        arch=arch, labels=data.classes, preprocess=pre, in_channels=pre.channels,
-        model_kwargs=getattr(model, "model_kwargs", {}),
-        activation=activation_for(loss_kind), loss=loss_kind,
-        trained_on=str(cfg.data), run=run_dir.name)
-
-    loop = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0, "train_seconds": 0.0,
-            "images_seen": 0}
-    best_state = None
+    run = _Run(cfg, data, model, pre, loss_kind, head_l2, device, run_dir, echo, progress)
     if resume:
-        state, _ = ckpt.load_weights(run_dir / ckpt.LAST_FILE)
-        model.load_state_dict(state)
-        loop = ckpt.load_train_state(run_dir / ckpt.STATE_FILE, optimizer)
-        if (run_dir / ckpt.MODEL_FILE).is_file():
-            best_state = ckpt.load_weights(run_dir / ckpt.MODEL_FILE)[0]
-        echo(f"resuming {run_dir} after epoch {loop['epoch']}")
+        run.restore()
+    return run.finish(run.fit())
 
-    use_amp = cfg.amp and device.startswith("cuda")
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
-    def to_input(batch: np.ndarray) -> torch.Tensor:
-        x = pre.normalize(batch) if pre.is_resize_only else pre(batch)
-        return torch.from_numpy(x)
+def _decode(cfg: TrainConfig, split_record: dict | None, echo) -> TrainData:
+    pre = _preprocess_for(cfg)
+    echo(f"decoding images for {cfg.model or cfg.transfer_from} at "
+         f"{pre.input_size[0]}x{pre.input_size[1]} {pre.color} ...")
+    t0 = time.perf_counter()
+    data = prepare(cfg, pre, split_record)
+    echo(f"decoded {len(data.train_y)} training and {len(data.val_y)} validation images "
+         f"in {time.perf_counter() - t0:.1f}s")
+    return data
 
-    prep_threads = cfg.num_workers or min(4, os.cpu_count() or 1)
 
-    def batches(epoch: int):
+class _Run:
+    """One run's mutable state (model, optimizer, loop counters), one method per phase."""
+
+    def __init__(self, cfg: TrainConfig, data: TrainData, model, pre: Preprocess, loss_kind: str,
+                 head_l2: float, device: str, run_dir: Path, echo, progress: bool):
+        import torch
+
+        from mien.training.optim import activation_for, class_weights, make_loss, make_optimizer
+
+        self.cfg, self.data, self.model, self.pre = cfg, data, model, pre
+        self.device, self.run_dir, self.echo, self.progress = device, run_dir, echo, progress
+        model.to(device)
+        if device == "cpu":  # NHWC: ~2x faster depthwise/3x3 convolutions on CPU
+            model.to(memory_format=torch.channels_last)
+        if cfg.freeze:
+            for p in model.backbone_parameters():
+                p.requires_grad_(False)
+
+        self.train_x, self.train_y = data.train_x, data.train_y
+        if cfg.mirror_double:
+            self.train_x, self.train_y = add_mirrored(self.train_x, self.train_y)
+        self.pipeline = build_augmentation(cfg, pre.input_size)
+        self.loss_fn = make_loss(loss_kind, label_smoothing=cfg.label_smoothing,
+                                 weights=class_weights(self.train_y, len(data.classes),
+                                                       cfg.class_weights))
+        # Keras-style kernel_regularizer: L2 on the output layer's weights only (model_info).
+        self.head_l2, self.head_weights = head_l2, [model.classifier.weight]
+        self.optimizer = make_optimizer(cfg, model, transfer=bool(cfg.transfer_from))
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.steps_per_epoch = max(1, -(-len(self.train_y) // cfg.batch_size))
+        self.prep_threads = cfg.num_workers or min(4, os.cpu_count() or 1)
+
+        self.use_amp = cfg.amp and device.startswith("cuda")
+        bf16 = self.use_amp and torch.cuda.is_bf16_supported()
+        self.amp_dtype = torch.bfloat16 if bf16 else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and not bf16)
+
+        self.record = ckpt.model_record(
+            arch=cfg.model, labels=data.classes, preprocess=pre, in_channels=pre.channels,
+            model_kwargs=getattr(model, "model_kwargs", {}), activation=activation_for(loss_kind),
+            loss=loss_kind, trained_on=str(cfg.data), run=run_dir.name)
+        self.loop = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0,
+                     "train_seconds": 0.0, "images_seen": 0}
+        self.best_state: dict | None = None
+        self.best_pred: np.ndarray | None = None
+        self.budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
+        self.t_start = time.perf_counter()
+
+    def restore(self) -> None:
+        """Weights, optimizer and loop state of the last saved epoch; the best weights so far."""
+        state, _ = ckpt.load_weights(self.run_dir / ckpt.LAST_FILE)
+        self.model.load_state_dict(state)
+        self.loop = ckpt.load_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer)
+        if (self.run_dir / ckpt.MODEL_FILE).is_file():
+            self.best_state = ckpt.load_weights(self.run_dir / ckpt.MODEL_FILE)[0]
+        self.echo(f"resuming {self.run_dir} after epoch {self.loop['epoch']}")
+
+    def _input(self, batch: np.ndarray):
+        import torch
+
+        pre = self.pre
+        return torch.from_numpy(pre.normalize(batch) if pre.is_resize_only else pre(batch))
+
+    def _batches(self, epoch: int):
         """(x, y) training batches, augmented on threads a few batches ahead of the model."""
+        import torch
+
+        cfg, n = self.cfg, self.steps_per_epoch
         # One generator per epoch and per batch: the same batches whatever the thread timing,
         # and a resumed run replays the epochs it has not seen yet exactly.
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_y))
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.train_y))
 
         def make(i: int):
             idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
             rng = np.random.default_rng([cfg.seed, epoch, i])
-            x = to_input(augment_batch(train_x[idx], pipeline, rng))
-            return x, torch.from_numpy(train_y[idx])
+            x = self._input(augment_batch(self.train_x[idx], self.pipeline, rng))
+            return x, torch.from_numpy(self.train_y[idx])
 
-        with ThreadPoolExecutor(max_workers=prep_threads) as pool:
-            ahead = [pool.submit(make, i) for i in range(min(prep_threads + 1, steps_per_epoch))]
-            for i in range(steps_per_epoch):
+        with ThreadPoolExecutor(max_workers=self.prep_threads) as pool:
+            ahead = [pool.submit(make, i) for i in range(min(self.prep_threads + 1, n))]
+            for i in range(n):
                 cur = ahead.pop(0).result()
-                if i + len(ahead) + 1 < steps_per_epoch:
+                if i + len(ahead) + 1 < n:
                     ahead.append(pool.submit(make, i + len(ahead) + 1))
                 yield cur
 
-    def evaluate() -> tuple[float, float, np.ndarray]:
-        model.eval()
-        losses, preds = [], []
-        with torch.no_grad(), torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
-            for s in range(0, len(data.val_y), VAL_BATCH):
-                x = to_input(data.val_x[s:s + VAL_BATCH]).to(device)
-                y = torch.from_numpy(data.val_y[s:s + VAL_BATCH]).to(device)
-                logits = model(x)
-                losses.append(float(loss_fn(logits, y)) * len(y))
+    def _autocast(self):
+        import torch
+
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype, enabled=self.use_amp)
+
+    def evaluate(self) -> tuple[float, float, np.ndarray]:
+        """Validation loss, accuracy and predicted class per image."""
+        import torch
+
+        from mien.training.optim import predict
+
+        self.model.eval()
+        vx, vy = self.data.val_x, self.data.val_y
+        total, preds = 0.0, []
+        with torch.no_grad(), self._autocast():
+            for s in range(0, len(vy), VAL_BATCH):
+                x = self._input(vx[s:s + VAL_BATCH]).to(self.device)
+                y = torch.from_numpy(vy[s:s + VAL_BATCH]).to(self.device)
+                logits = self.model(x)
+                total += float(self.loss_fn(logits, y)) * len(y)
                 preds.append(predict(logits).cpu().numpy())
         pred = np.concatenate(preds)
-        return sum(losses) / len(data.val_y), float((pred == data.val_y).mean()), pred
+        return total / len(vy), float((pred == vy).mean()), pred
 
-    def save_last() -> None:
-        ckpt.save_weights(run_dir / ckpt.LAST_FILE, model.state_dict(),
-                          {**record, "epoch": loop["epoch"]})
-        ckpt.save_train_state(run_dir / ckpt.STATE_FILE, optimizer, loop)
+    def _over_budget(self) -> bool:
+        return bool(self.budget) and time.perf_counter() - self.t_start > self.budget
 
-    budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
-    stopped, best_pred = "completed", None
-    t_start = time.perf_counter() - loop["train_seconds"]
-    try:
-        while loop["epoch"] < cfg.epochs:
-            epoch = loop["epoch"] + 1
-            torch.manual_seed(cfg.seed * 100_003 + epoch)
-            _set_modes(model, cfg.freeze)
-            # Sums stay on the device and are read every few steps: reading them each step
-            # would stall a GPU on every batch.
-            sum_loss = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)
-            seen = 0
-            t_epoch = time.perf_counter()
-            bar = _progress(steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", progress)
-            try:
-                for step, (x, y) in enumerate(batches(epoch)):
-                    global_step = (epoch - 1) * steps_per_epoch + step
-                    spent = (time.perf_counter() - t_start) / budget if budget else None
-                    for g, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                        g["lr"] = base * lr_factor(global_step, steps_per_epoch, cfg, spent)
-                    x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                    with torch.autocast(device_type="cuda", dtype=amp_dtype, enabled=use_amp):
-                        logits = model(x)
-                        loss = loss_fn(logits, y)
-                        if head_l2:
-                            loss = loss + head_l2 * sum((w.float() ** 2).sum()
-                                                        for w in head_weights)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    sum_loss += loss.detach().float() * len(y)
-                    correct += (predict(logits) == y).sum()
-                    seen += len(y)
-                    bar.update(1)
-                    if step % 10 == 0 or step + 1 == steps_per_epoch:
-                        mean_loss = float(sum_loss) / seen
-                        if not np.isfinite(mean_loss):
-                            raise MienError(f"loss became {mean_loss} in epoch {epoch}; lower "
-                                            "--lr or add --warmup-epochs")
-                        bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{float(correct) / seen:.3f}")
-                    if budget and time.perf_counter() - t_start > budget:
-                        stopped = "time_budget"
-                        break
-            finally:
-                bar.close()
-            epoch_seconds = time.perf_counter() - t_epoch
-            train_loss, train_acc = float(sum_loss) / seen, float(correct) / seen
-            val_loss, val_acc, pred = evaluate()
-            loop["epoch"] = epoch
-            loop["train_seconds"] = time.perf_counter() - t_start
-            loop["images_seen"] += seen
-            loop["history"].append({
-                "epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                "val_loss": val_loss, "val_accuracy": val_acc,
-                "lr": optimizer.param_groups[0]["lr"], "seconds": epoch_seconds,
-                "images": seen})
-            improved = val_acc > loop["best_acc"]
-            if improved:
-                loop["best_acc"], loop["best_epoch"], best_pred = val_acc, epoch, pred
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                ckpt.save_weights(run_dir / ckpt.MODEL_FILE, best_state,
-                                  {**record, "epoch": epoch, "val_accuracy": val_acc})
-            save_last()
-            echo(f"epoch {epoch}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                 f"val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''} "
-                 f"({epoch_seconds:.1f}s)")
-            if stopped == "time_budget":
-                break
-            if cfg.patience and epoch - loop["best_epoch"] >= cfg.patience:
-                stopped = "early_stopping"
-                break
-    except KeyboardInterrupt:
-        stopped = "interrupted"
-        save_last()  # weights as they are now; --resume continues after the last finished epoch
-        echo(f"interrupted: saved {run_dir / ckpt.LAST_FILE}; continue with "
-             f"`mien train --resume {run_dir}`")
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over the training set (cut short when the time budget runs out)."""
+        import torch
 
-    final_acc = loop["history"][-1]["val_accuracy"] if loop["history"] else float("nan")
-    if best_state is not None:
-        model.load_state_dict(best_state)  # the run's model is its best epoch
-    if stopped != "interrupted" and best_state is not None:
-        if best_pred is None:
-            _, _, best_pred = evaluate()
-        ckpt.export_onnx(model.cpu(), {**record, "epoch": loop["best_epoch"],
-                                       "val_accuracy": loop["best_acc"]}, run_dir / ckpt.ONNX_FILE)
-    result = RunResult(run_dir, loop["best_acc"], final_acc, loop["best_epoch"], loop["epoch"],
-                       stopped, loop["train_seconds"])
-    _write_metrics(run_dir, cfg, data, loop, result, best_pred, device)
-    return result
+        from mien.training.optim import lr_factor, predict
+
+        cfg, model, optimizer = self.cfg, self.model, self.optimizer
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: replayable per epoch
+        _set_modes(model, cfg.freeze)
+        # Sums stay on the device and are read every few steps: reading them each step would
+        # stall a GPU on every batch.
+        sum_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        seen, t0 = 0, time.perf_counter()
+        bar = _progress(self.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", self.progress)
+        try:
+            for step, (x, y) in enumerate(self._batches(epoch)):
+                global_step = (epoch - 1) * self.steps_per_epoch + step
+                spent = (time.perf_counter() - self.t_start) / self.budget if self.budget else None
+                factor = lr_factor(global_step, self.steps_per_epoch, cfg, spent)
+                for g, base in zip(optimizer.param_groups, self.base_lrs, strict=True):
+                    g["lr"] = base * factor
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                with self._autocast():
+                    logits = model(x)
+                    loss = self.loss_fn(logits, y)
+                    if self.head_l2:
+                        loss = loss + self.head_l2 * sum((w.float() ** 2).sum()
+                                                         for w in self.head_weights)
+                optimizer.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+                self.scaler.step(optimizer)
+                self.scaler.update()
+                sum_loss += loss.detach().float() * len(y)
+                correct += (predict(logits) == y).sum()
+                seen += len(y)
+                bar.update(1)
+                if step % 10 == 0 or step + 1 == self.steps_per_epoch:
+                    mean_loss = float(sum_loss) / seen
+                    if not np.isfinite(mean_loss):
+                        raise MienError(f"loss became {mean_loss} in epoch {epoch}; lower --lr "
+                                        "or add --warmup-epochs")
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{float(correct) / seen:.3f}")
+                if self._over_budget():
+                    break
+        finally:
+            bar.close()
+        return {"epoch": epoch, "train_loss": float(sum_loss) / seen,
+                "train_accuracy": float(correct) / seen, "lr": optimizer.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - t0, "images": seen}
+
+    def save_last(self) -> None:
+        ckpt.save_weights(self.run_dir / ckpt.LAST_FILE, self.model.state_dict(),
+                          {**self.record, "epoch": self.loop["epoch"]})
+        ckpt.save_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer, self.loop)
+
+    def fit(self) -> str:
+        """Epochs until done, early stopping, the time budget or Ctrl-C; returns which."""
+        cfg, loop = self.cfg, self.loop
+        self.t_start = time.perf_counter() - loop["train_seconds"]
+        try:
+            while loop["epoch"] < cfg.epochs:
+                row = self.train_epoch(loop["epoch"] + 1)
+                val_loss, val_acc, pred = self.evaluate()
+                row.update(val_loss=val_loss, val_accuracy=val_acc)
+                epoch = loop["epoch"] = row["epoch"]
+                loop["train_seconds"] = time.perf_counter() - self.t_start
+                loop["images_seen"] += row["images"]
+                loop["history"].append(row)
+                improved = val_acc > loop["best_acc"]
+                if improved:
+                    loop["best_acc"], loop["best_epoch"], self.best_pred = val_acc, epoch, pred
+                    self.best_state = {k: v.detach().cpu().clone()
+                                       for k, v in self.model.state_dict().items()}
+                    ckpt.save_weights(self.run_dir / ckpt.MODEL_FILE, self.best_state,
+                                      {**self.record, "epoch": epoch, "val_accuracy": val_acc})
+                self.save_last()
+                self.echo(f"epoch {epoch}: train loss {row['train_loss']:.4f} "
+                          f"acc {row['train_accuracy']:.4f} | val loss {val_loss:.4f} "
+                          f"acc {val_acc:.4f}{' *' if improved else ''} ({row['seconds']:.1f}s)")
+                if self._over_budget():
+                    return "time_budget"
+                if cfg.patience and epoch - loop["best_epoch"] >= cfg.patience:
+                    return "early_stopping"
+        except KeyboardInterrupt:
+            self.save_last()  # weights as they are; --resume redoes the unfinished epoch
+            self.echo(f"interrupted: saved {self.run_dir / ckpt.LAST_FILE}; continue with "
+                      f"`mien train --resume {self.run_dir}`")
+            return "interrupted"
+        return "completed"
+
+    def finish(self, stopped: str) -> RunResult:
+        """Best weights back in the model, ONNX export, metrics.json and the plots."""
+        loop = self.loop
+        final_acc = loop["history"][-1]["val_accuracy"] if loop["history"] else float("nan")
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)  # the run's model is its best epoch
+            if stopped != "interrupted":
+                if self.best_pred is None:  # resumed after the best epoch
+                    self.best_pred = self.evaluate()[2]
+                ckpt.export_onnx(self.model.cpu(),
+                                 {**self.record, "epoch": loop["best_epoch"],
+                                  "val_accuracy": loop["best_acc"]},
+                                 self.run_dir / ckpt.ONNX_FILE)
+        result = RunResult(self.run_dir, loop["best_acc"], final_acc, loop["best_epoch"],
+                           loop["epoch"], stopped, loop["train_seconds"])
+        _write_metrics(self.run_dir, self.cfg, self.data, loop, result, self.best_pred,
+                       self.device)
+        return result
 
 
 def _progress(total: int, desc: str, enabled: bool):
