@@ -103,6 +103,11 @@ def resolve_head_config(file: str | os.PathLike | None, train_options: Mapping[s
     except TypeError as exc:
         raise ConfigError(f"{file or 'options'}: {exc}") from exc
     if not hcfg.active:
+        default = HeadConfig()
+        stray = sorted(k for k, v in head.items() if v != getattr(default, k))
+        if stray:
+            raise ConfigError(f"{', '.join(stray)}: these options belong to a head or an "
+                              "anomaly detector; add --head NAME or --anomaly")
         return None
     merged.update({k: v for k, v in train_options.items() if v is not None})
     return TrainConfig.from_dict(merged, source=str(file) if file else "options"), hcfg

@@ -118,3 +118,5 @@ def test_bad_head_options_fail_with_one_line(cnn_run, stripes, tmp_path):
     assert "--param 'C'" in cli_error("train", stripes, "--from", cnn_run, "--head", "svm",
                                       "--param", "C")
     assert not (tmp_path / "b").exists()  # nothing is written before the options check out
+    assert "add --head NAME or --anomaly" in cli_error("train", stripes, "--model", "fer-a",
+                                                       "--grid", "--out", tmp_path / "c")
