@@ -24,7 +24,7 @@ FER_LICENCE = ("FER2013 (Goodfellow et al., ICML 2013 challenge, Kaggle): resear
                "before commercial use.")
 INFO = {
     "expression": {
-        "summary": "7 facial expressions (FER2013 classes) from a face crop, 48x48 gray",
+        "summary": "7 facial expressions (FER2013 classes) from a face crop",
         "data": {
             "train": "FER2013 Training split, 28,709 48x48 gray faces "
                      "(../shared/data/fer2013/train)",
@@ -49,7 +49,7 @@ INFO = {
         ],
     },
     "smile": {
-        "summary": "smile / no_smile from a face crop, 48x48 gray",
+        "summary": "smile / no_smile from a face crop",
         "data": {
             "train": "SMILEs (LFW face crops, 64x64 gray): 2,952 smile / 7,580 no_smile, "
                      "90 % per class (../shared/data/smiles)",
@@ -70,7 +70,7 @@ INFO = {
         ],
     },
     "glasses": {
-        "summary": "eyeglasses (sunglasses included) / no_eyeglasses from a face crop, 48x48 RGB",
+        "summary": "eyeglasses (sunglasses included) / no_eyeglasses from a face crop",
         "data": {
             "train": "CelebA images 000001-010000 (../shared/data/celeba), Eyeglasses attribute "
                      "(674 / 9,326), re-framed like mien's face crops by "
@@ -173,6 +173,8 @@ def main() -> None:
         summary=info["summary"],
         extra={"torch_weights": {"file": torch_path.name, "sha256": sha256_of(torch_path)}},
     )
+    h, w = card["input"]["size"]
+    card["summary"] = f"{info['summary']}, {h}x{w} {card['input']['color']}"
     path = write_card(card, dst)
     print(f"{onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB) and {path}: accuracy "
           f"{evaluation['accuracy']:.4f}, balanced {evaluation['balanced_accuracy']:.4f} on "
