@@ -3,7 +3,10 @@
 Per bundled model, with ONNX Runtime on the CPU:
 - ms/face at batch 1 on 1 thread: the network alone on a preprocessed face, and end to end
   from a 112x112 uint8 face crop (resize, gray/rgb, normalise + network), median of many calls;
-- faces/s batched (batches of 256) on 2 threads, network alone, median batch time;
+- faces/s batched (batches of 64, the pipeline's default) on 2 threads, network alone, median
+  batch time; and per batch size on 1 thread;
+- both as wall time and as CPU time of this process: on a shared machine the wall time of a
+  long call includes other jobs' turns, the CPU time tells what an idle core would take;
 - accuracy (and balanced accuracy) on the model's validation data as its card describes it,
   through `mien.evaluation.evaluate`, next to the figure the card claims.
 
@@ -37,7 +40,7 @@ import onnxruntime as ort
 from mien.models.cards import installed_models, validation_dataset
 from mien.models.loading import OnnxClassifier
 
-BATCH = 256
+BATCH = 64  # the inference pipeline's default batch of faces
 CROP = 112  # side of the aligned face crop the inference pipeline hands to a classifier
 
 
@@ -50,17 +53,23 @@ def session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def median_seconds(fn, seconds: float, min_runs: int = 20) -> tuple[float, int]:
-    """Median seconds per call of `fn` over about `seconds` (after warm-up), and the calls."""
+def median_seconds(fn, seconds: float, min_runs: int = 20) -> tuple[float, float, int]:
+    """Median wall seconds and median CPU seconds (this process, all threads) per call of `fn`
+    over about `seconds` after warm-up, and the number of calls.
+
+    On a machine shared with other jobs the wall time of a long call includes the time other
+    processes ran; the CPU time does not, so it tells what the model costs on an idle core."""
     for _ in range(3):
         fn()
-    times: list[float] = []
+    walls: list[float] = []
+    cpus: list[float] = []
     end = time.perf_counter() + seconds
-    while time.perf_counter() < end or len(times) < min_runs:
-        t = time.perf_counter()
+    while time.perf_counter() < end or len(walls) < min_runs:
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), len(times)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return statistics.median(walls), statistics.median(cpus), len(walls)
 
 
 def measure(model, seconds: float, accuracy: bool) -> dict:
@@ -75,18 +84,30 @@ def measure(model, seconds: float, accuracy: bool) -> dict:
     xb = np.repeat(clf1.preprocess([crop]), BATCH, axis=0)
     xb += rng.normal(0, 0.05, xb.shape).astype(np.float32)
 
-    net1, n1 = median_seconds(lambda: sess1.run(None, {name_in: x1}), seconds)
-    e2e1, _ = median_seconds(lambda: clf1.predict_proba([crop]), seconds)
-    batch2, nb = median_seconds(lambda: sess2.run(None, {name_in: xb}), seconds, min_runs=5)
+    net1, net1_cpu, n1 = median_seconds(lambda: sess1.run(None, {name_in: x1}), seconds)
+    e2e1, e2e1_cpu, _ = median_seconds(lambda: clf1.predict_proba([crop]), seconds)
+    batch2, batch2_cpu, nb = median_seconds(lambda: sess2.run(None, {name_in: xb}), seconds,
+                                            min_runs=5)
+    sweep = {}
+    for b in (1, 8, 32, 128):  # 1 thread, CPU time: which batch size suits the model
+        xs = xb[:b]
+        _, cpu, _ = median_seconds(lambda xs=xs: sess1.run(None, {name_in: xs}), seconds / 4,
+                                   min_runs=5)
+        sweep[str(b)] = round(b / cpu, 1)
     row = {
         "model": model.name, "arch": card["arch"], "parameters": card.get("parameters"),
         "input": f"{card['input']['size'][0]}x{card['input']['size'][1]} {card['input']['color']}",
         "onnx_kib": round(model.size_bytes / 1024, 1),
         "ms_per_face_1thread": round(net1 * 1e3, 4),
+        "ms_per_face_1thread_cpu": round(net1_cpu * 1e3, 4),
         "ms_per_face_1thread_from_crop": round(e2e1 * 1e3, 4),
+        "ms_per_face_1thread_from_crop_cpu": round(e2e1_cpu * 1e3, 4),
         "batch1_calls": n1,
         "faces_per_second_2threads": round(BATCH / batch2, 1),
+        # CPU time of both threads over 2: the wall time the batch would take on 2 idle cores
+        "faces_per_second_2threads_cpu": round(2 * BATCH / batch2_cpu, 1),
         "batch_calls": nb,
+        "faces_per_second_1thread_cpu_by_batch": sweep,
         "card_accuracy": card["validation"]["accuracy"],
         "card_balanced_accuracy": card["validation"]["balanced_accuracy"],
     }
@@ -161,17 +182,21 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = [measure(m, args.seconds, not args.no_accuracy) for m in models]
 
-    head = (f"{'model':<11} {'input':<10} {'params':>8} {'KiB':>6} {'ms/face':>8} "
-            f"{'ms(crop)':>8} {'faces/s':>8} {'val acc':>8} {'bal acc':>8} {'card acc':>8}")
+    print("ms/face: batch 1, 1 thread, wall (cpu); crop: from a 112x112 crop; faces/s: batch "
+          f"{BATCH}, 2 threads, wall (cpu-time estimate)")
+    head = (f"{'model':<11} {'input':<10} {'params':>8} {'KiB':>6} {'ms/face':>14} "
+            f"{'ms(crop)':>14} {'faces/s':>14} {'val acc':>8} {'bal acc':>8} {'card acc':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
         acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "-"
         bal = f"{r['balanced_accuracy']:.4f}" if "balanced_accuracy" in r else "-"
+        ms = f"{r['ms_per_face_1thread']:.3f} ({r['ms_per_face_1thread_cpu']:.3f})"
+        crop = (f"{r['ms_per_face_1thread_from_crop']:.3f} "
+                f"({r['ms_per_face_1thread_from_crop_cpu']:.3f})")
+        fps = f"{r['faces_per_second_2threads']:.0f} ({r['faces_per_second_2threads_cpu']:.0f})"
         print(f"{r['model']:<11} {r['input']:<10} {r['parameters'] or 0:>8} {r['onnx_kib']:>6.0f} "
-              f"{r['ms_per_face_1thread']:>8.3f} {r['ms_per_face_1thread_from_crop']:>8.3f} "
-              f"{r['faces_per_second_2threads']:>8.0f} {acc:>8} {bal:>8} "
-              f"{r['card_accuracy']:>8.4f}")
+              f"{ms:>14} {crop:>14} {fps:>14} {acc:>8} {bal:>8} {r['card_accuracy']:>8.4f}")
     print(f"targets: <= 1 ms/face, >= 2000 faces/s; load average at start {load:.1f} "
           f"on {os.cpu_count()} CPUs")
     out = {

@@ -1,0 +1,124 @@
+"""The classifiers shipped in mien/models/weights: present, checksummed, carded, loadable without
+torch, and their cards' validation figures reproduced from the shared data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mien.cli.main import main
+from mien.errors import ModelFileError
+from mien.models import cards
+from mien.models.loading import load_classifier
+
+BUNDLED = ("expression", "smile", "glasses")
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def installed():
+    return {m.name: m for m in cards.installed_models()}
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_default_model_is_shipped_small_verified_and_loads_as_its_card_says(name, installed):
+    assert name in installed, f"{name} is not in mien/models/weights"
+    m = installed[name]
+    card = m.card
+    assert m.verified and card["file"] == f"{name}.onnx"
+    assert 10_000 < m.size_bytes < 3_000_000
+    for key in cards.REQUIRED:
+        assert card[key], key
+    v = card["validation"]
+    cm = np.array(v["confusion"])
+    assert cm.shape == (len(card["labels"]),) * 2 and cm.sum() == v["n"]
+    assert v["accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+    assert set(v["per_class"]) == set(card["labels"])
+
+    clf = load_classifier(name)
+    assert clf.labels == tuple(card["labels"])
+    assert json.loads(json.dumps(clf.preprocess.to_dict())) == card["preprocess"]
+    assert list(clf.input_size) == card["input"]["size"]
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (s, s, 3), dtype=np.uint8) for s in (40, 112, 200)]
+    p = clf.predict_proba(crops)
+    assert p.shape == (3, len(card["labels"])) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+def test_tampered_weights_are_refused(tmp_path, monkeypatch, capsys):
+    from mien.models import loading
+
+    src = cards.weights_dir()
+    for f in ("expression.onnx", "expression.json"):
+        shutil.copy(src / f, tmp_path / f)
+    assert cards.installed_models(tmp_path)[0].verified
+    blob = bytearray((tmp_path / "expression.onnx").read_bytes())
+    blob[-100] ^= 0xFF
+    (tmp_path / "expression.onnx").write_bytes(bytes(blob))
+    assert not cards.installed_models(tmp_path)[0].verified
+    monkeypatch.setattr(loading, "_weights_dir", lambda: tmp_path)
+    with pytest.raises(ModelFileError, match="SHA-256"):
+        load_classifier("expression")
+    code, out, err = run_cli(["models", "list"], capsys)
+    assert code != 0 and "MISMATCH" in out and "expression.onnx" in err
+
+
+def test_broken_or_missing_card_names_the_file(tmp_path):
+    with pytest.raises(ModelFileError, match="no model card for 'smile'"):
+        cards.read_card("smile", tmp_path)
+    (tmp_path / "smile.json").write_text(json.dumps({"name": "smile"}))
+    with pytest.raises(ModelFileError, match="smile.json: model card lacks file, sha256"):
+        cards.read_card("smile", tmp_path)
+    (tmp_path / "smile.json").write_text("{not json")
+    with pytest.raises(ModelFileError, match="not valid JSON"):
+        cards.read_card("smile", tmp_path)
+
+
+def test_models_list_and_show(installed, capsys):
+    code, out, _ = run_cli(["models", "list"], capsys)
+    assert code == 0
+    for name in BUNDLED:
+        line = next(x for x in out.splitlines() if x.strip("│ ").startswith(name))
+        assert "ok" in line and f"{installed[name].card['validation']['accuracy']:.4f}" in line
+    card = installed["expression"].card
+    code, out, _ = run_cli(["models", "show", "expression"], capsys)
+    assert code == 0
+    assert card["sha256"] in out and card["command"] in out
+    disgust = card["validation"]["per_class"]["disgust"]
+    row = next(x for x in out.splitlines() if x.strip().startswith("disgust "))
+    assert row.split()[1:] == [f"{disgust['precision']:.3f}", f"{disgust['recall']:.3f}",
+                               f"{disgust['f1']:.3f}", str(disgust["support"])]
+    code, out, _ = run_cli(["models", "show", "expression", "--json"], capsys)
+    assert json.loads(out) == card
+    code, _, err = run_cli(["models", "show", "nonesuch"], capsys)
+    assert code != 0 and "nonesuch.json" in err and "mien models list" in err
+
+
+def test_evaluate_expression_prints_the_accuracy_of_its_card(shared_data, installed, capsys):
+    v = installed["expression"].card["validation"]
+    code, out, _ = run_cli(["evaluate", "expression", str(shared_data / "fer2013" / "val")],
+                           capsys)
+    assert code == 0
+    assert f"{v['n']} images" in out
+    assert f"accuracy {v['accuracy']:.4f}   balanced accuracy {v['balanced_accuracy']:.4f}" in out
+
+
+@pytest.mark.parametrize("name", ["smile", "glasses"])
+def test_held_out_figures_of_the_card_are_reproduced(name, shared_data, installed):
+    from mien.evaluation.evaluate import evaluate
+
+    card = installed[name].card
+    ds = cards.validation_dataset(card, shared_data)
+    assert len(ds) == card["validation"]["n"] == len(card["split"]["val_files"])
+    result = evaluate(load_classifier(name), ds, batch_size=256)
+    assert result.metrics.accuracy == pytest.approx(card["validation"]["accuracy"], abs=1e-12)
+    assert [list(r) for r in result.metrics.confusion] == card["validation"]["confusion"]
