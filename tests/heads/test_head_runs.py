@@ -95,7 +95,7 @@ def test_changed_backbone_is_refused(cnn_run, stripes, tmp_path):
         load_classifier(out)
 
 
-def test_grid_search_from_config(cnn_run, stripes, tmp_path):
+def test_grid_search_from_config(cnn_run, stripes, tmp_path, cache):
     config = tmp_path / "grid.yaml"
     config.write_text(yaml.safe_dump({"head": "svm", "grid": {"C": [0.5, 5.0]},
                                       "cv": 2, "n_jobs": 1}))
@@ -106,6 +106,7 @@ def test_grid_search_from_config(cnn_run, stripes, tmp_path):
     assert m["params"]["C"] == m["grid"][0]["params"]["C"]  # the best row is refitted
     assert all(row["mean_fit_seconds"] > 0 for row in m["grid"])
     assert load_classifier(out).head.estimator.get_params()["svc__C"] == m["params"]["C"]
+    assert len(list(cache.glob("*.npz"))) == 2  # train and val, in the default cache folder
 
 
 def test_bad_head_options_fail_with_one_line(cnn_run, stripes, tmp_path):
