@@ -1,7 +1,7 @@
 """Speed of every zoo model on this CPU at its native input size.
 
 Per model: trainable parameters, multiply-accumulates per image, training throughput (Adam,
-batches of 64, 2 torch threads), batched inference throughput (batches of 64, 2 threads) in torch
+batches of 64, 2 torch threads), batched inference throughput (batches of 8, 2 threads) in torch
 and ONNX Runtime (and ONNX Runtime on 1 thread), and ONNX Runtime latency per face at batch 1 on
 1 thread.
 
@@ -29,7 +29,11 @@ from torch import nn
 from mien.models import create_model, list_models, model_info
 from mien.models.export import export_onnx
 
-BATCH = 64
+TRAIN_BATCH = 64
+# Inference batches of 8: at 64 the activations of the depthwise networks spill out of the
+# CPU caches and mien-net-s drops from ~4,500 to ~850 faces/s on one ONNX Runtime thread
+# (fer-a from ~5,600 to ~1,900); batches of 1-8 all run at full speed.
+INFER_BATCH = 8
 THREADS = 2
 
 
@@ -74,13 +78,14 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
     torch.manual_seed(0)
     model = create_model(name, max(info.num_classes, 1))
     shape = (info.in_channels, *info.input_size)
-    x = torch.randn(BATCH, *shape)
+    x = torch.randn(TRAIN_BATCH, *shape)
+    xi = x[:INFER_BATCH]
     if autoencoder:
         target, loss_fn = x, nn.MSELoss()
     elif info.num_classes == 1:
-        target, loss_fn = torch.randint(0, 2, (BATCH, 1)).float(), nn.BCEWithLogitsLoss()
+        target, loss_fn = torch.randint(0, 2, (TRAIN_BATCH, 1)).float(), nn.BCEWithLogitsLoss()
     else:
-        target, loss_fn = torch.randint(0, info.num_classes, (BATCH,)), nn.CrossEntropyLoss()
+        target, loss_fn = torch.randint(0, info.num_classes, (TRAIN_BATCH,)), nn.CrossEntropyLoss()
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     macs = count_macs(model, x)
 
@@ -99,7 +104,7 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
 
     def torch_infer():
         with torch.no_grad():
-            model(x)
+            model(xi)
 
     torch_s = timed(torch_infer, seconds)
 
@@ -113,7 +118,7 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
     batched, single = session(THREADS), session(1)
-    xb, x1 = x.numpy(), x[:1].numpy()
+    xb, x1 = xi.numpy(), x[:1].numpy()
     ort_s = timed(lambda: batched.run(None, {"input": xb}), seconds)
     # per core: on a shared machine a 1-thread run is disturbed less than a 2-thread one
     ort1_s = timed(lambda: single.run(None, {"input": xb}), seconds)
@@ -123,10 +128,10 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
         "input": list(shape),
         "params": params,
         "mmac": round(macs / 1e6, 2),
-        "train_img_s": round(BATCH / train_s, 1),
-        "torch_img_s": round(BATCH / torch_s, 1),
-        "onnx_img_s": round(BATCH / ort_s, 1),
-        "onnx_img_s_1thread": round(BATCH / ort1_s, 1),
+        "train_img_s": round(TRAIN_BATCH / train_s, 1),
+        "torch_img_s": round(INFER_BATCH / torch_s, 1),
+        "onnx_img_s": round(INFER_BATCH / ort_s, 1),
+        "onnx_img_s_1thread": round(INFER_BATCH / ort1_s, 1),
         "onnx_ms_1thread": round(one_s * 1e3, 3),
     }
 
@@ -135,8 +140,8 @@ def print_table(rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"mien zoo on {platform.processor() or platform.machine()}, "
-                        f"batch {BATCH}, {THREADS} threads; latency: batch 1, 1 thread")
+    table = Table(title=f"mien zoo on {_cpu_name()}: {THREADS} threads, training batch "
+                        f"{TRAIN_BATCH}, inference batch {INFER_BATCH}; latency: batch 1, 1 thread")
     columns = [("model", "model"), ("input", "C,H,W"), ("params", "params"), ("mmac", "MMAC"),
                ("train_img_s", "train img/s"), ("torch_img_s", "torch img/s"),
                ("onnx_img_s", "ONNX img/s"), ("onnx_img_s_1thread", "ONNX img/s 1 thr"),
@@ -155,9 +160,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="*", help="shell pattern over list_models()")
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="threads for training and batched inference (latency uses 1)")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "zoo_speed.json")
     args = parser.parse_args()
+    global THREADS
+    THREADS = args.threads
     names = list_models(args.models)
     load = os.getloadavg()[0]  # other jobs on the machine slow every figure; keep the record
     rows = []
@@ -171,7 +180,7 @@ def main() -> None:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "onnxruntime": ort.__version__, "load_avg_1min_at_start": load},
-        "batch": BATCH, "threads": THREADS, "results": rows,
+        "train_batch": TRAIN_BATCH, "infer_batch": INFER_BATCH, "threads": THREADS, "results": rows,
     }, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -93,7 +93,7 @@ def test_bad_options_are_one_line_errors():
 def test_overrides_change_the_architecture():
     import torch
 
-    model = create_model("fer-a", 3, in_channels=3, input_size=(64, 64), )
+    model = create_model("fer-a", 3, in_channels=3, input_size=(64, 64))
     # 64x64 after three 2x poolings is 8x8x128 = 8192 inputs to dense64 (4608 at 48x48)
     assert trainable(model) == REPORT_PARAMS["fer-a"] + 2 * 9 * 32 + (8192 - 4608) * 64 - 4 * 65
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 3)
