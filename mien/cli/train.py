@@ -95,7 +95,7 @@ def train(
         help="Fit a head on --from's embeddings: svm | forest | knn | logreg | bagged-svm.",
         rich_help_panel=HEADS)] = None,
     layer: Annotated[str | None, Opt(
-        help="Embedding layer of --from [default: pre_logits].", rich_help_panel=HEADS)] = None,
+        help="Embedding layer of --from (default pre_logits).", rich_help_panel=HEADS)] = None,
     head_params: Annotated[list[str] | None, Opt(
         "--param", help="Head parameter NAME=VALUE, repeatable: C=10, trees=300, k=9.",
         rich_help_panel=HEADS)] = None,
@@ -103,16 +103,16 @@ def train(
         "--grid/--no-grid", help="Cross-validated grid search over the head's default grid "
         "(or grid: in --config).", rich_help_panel=HEADS)] = None,
     backbone: Annotated[str | None, Opt(
-        help="cnn (the network of --from) | dlib-resnet (pip install 'mien[dlib]').",
+        help="cnn (the network of --from) | dlib-resnet (needs the dlib extra).",
         rich_help_panel=HEADS)] = None,
     max_train: Annotated[int | None, Opt(
-        help="Fit the head on a stratified subset of this many training embeddings.",
+        help="Fit the head on a stratified subset of this many training images.",
         rich_help_panel=HEADS)] = None,
     n_jobs: Annotated[int | None, Opt(
         help="Parallel jobs for grid search and parallel heads (-1: all cores).",
         rich_help_panel=HEADS)] = None,
     cache_dir: Annotated[str | None, Opt(
-        help="Embedding cache [default: $MIEN_CACHE or ~/.cache/mien].",
+        help="Embedding cache folder (default $MIEN_CACHE or ~/.cache, then mien/embeddings).",
         rich_help_panel=HEADS)] = None,
     anomaly: Annotated[bool | None, Opt(
         "--anomaly", help="Train an autoencoder (--model smile-autoencoder) on one class as an "
@@ -122,7 +122,7 @@ def train(
     score: Annotated[str | None, Opt(
         help="With --anomaly: mse | wasserstein.", rich_help_panel=HEADS)] = None,
     quantile: Annotated[float | None, Opt(
-        help="With --anomaly: threshold at this quantile of training scores [default: 0.9].",
+        help="With --anomaly: threshold at this quantile of training scores (default 0.9).",
         rich_help_panel=HEADS)] = None,
 ) -> None:
     """Train a classifier; the run folder gets weights, ONNX, metrics and plots.
