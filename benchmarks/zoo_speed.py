@@ -72,7 +72,7 @@ def timed(fn, seconds: float, min_runs: int = 2) -> float:
     return min(times)
 
 
-def bench(name: str, seconds: float, workdir: Path) -> dict:
+def bench(name: str, seconds: float, workdir: Path, threads: int) -> dict:
     info = model_info(name)
     autoencoder = info.task == "autoencoder"
     torch.manual_seed(0)
@@ -89,7 +89,7 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     macs = count_macs(model, x)
 
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(threads)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def train_step():
@@ -117,7 +117,7 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
         opts.inter_op_num_threads = 1
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
-    batched, single = session(THREADS), session(1)
+    batched, single = session(threads), session(1)
     xb, x1 = xi.numpy(), x[:1].numpy()
     ort_s = timed(lambda: batched.run(None, {"input": xb}), seconds)
     # per core: on a shared machine a 1-thread run is disturbed less than a 2-thread one
@@ -136,11 +136,11 @@ def bench(name: str, seconds: float, workdir: Path) -> dict:
     }
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], threads: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"mien zoo on {_cpu_name()}: {THREADS} threads, training batch "
+    table = Table(title=f"mien zoo on {_cpu_name()}: {threads} threads, training batch "
                         f"{TRAIN_BATCH}, inference batch {INFER_BATCH}; latency: batch 1, 1 thread")
     columns = [("model", "model"), ("input", "C,H,W"), ("params", "params"), ("mmac", "MMAC"),
                ("train_img_s", "train img/s"), ("torch_img_s", "torch img/s"),
@@ -165,22 +165,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "zoo_speed.json")
     args = parser.parse_args()
-    global THREADS
-    THREADS = args.threads
     names = list_models(args.models)
     load = os.getloadavg()[0]  # other jobs on the machine slow every figure; keep the record
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            rows.append(bench(name, args.seconds, Path(tmp)))
+            rows.append(bench(name, args.seconds, Path(tmp), args.threads))
             print(json.dumps(rows[-1]), flush=True)
-    print_table(rows)
+    print_table(rows, args.threads)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "onnxruntime": ort.__version__, "load_avg_1min_at_start": load},
-        "train_batch": TRAIN_BATCH, "infer_batch": INFER_BATCH, "threads": THREADS, "results": rows,
+        "train_batch": TRAIN_BATCH, "infer_batch": INFER_BATCH, "threads": args.threads,
+        "results": rows,
     }, indent=1) + "\n")
     print(f"wrote {args.out}")
 
