@@ -90,18 +90,15 @@ def load_attributes(specs: Iterable[str] | None = None) -> dict[str, Classifier]
     return out
 
 
-def _as_image(image_or_path) -> tuple[np.ndarray, str]:
+def _as_image(image_or_path) -> np.ndarray:
     if isinstance(image_or_path, np.ndarray):
-        image = image_or_path
-        if image.dtype != np.uint8:
-            raise MienError(f"image of dtype {image.dtype}: pass uint8 RGB pixels")
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        return image, "<array>"
+        if image_or_path.dtype != np.uint8:
+            raise MienError(f"image of dtype {image_or_path.dtype}: pass uint8 RGB pixels")
+        return image_or_path
     if isinstance(image_or_path, bytes):
-        return decode_image(image_or_path, "rgb", name="<bytes>"), "<bytes>"
+        return decode_image(image_or_path, "rgb", name="<bytes>")
     path = os.fspath(image_or_path)
-    return decode_image(path, "rgb", name=path), path
+    return decode_image(path, "rgb", name=path)
 
 
 class Pipeline:
@@ -163,7 +160,7 @@ class Pipeline:
     def analyze(self, image_or_path) -> list[Face]:
         """Faces in one picture (uint8 RGB array, path or encoded bytes), best score first,
         each with `attributes` filled."""
-        image, _ = _as_image(image_or_path)
+        image = _as_image(image_or_path)
         faces = self._detect(image)
         crops = self._crop(image, faces)
         return [
