@@ -5,8 +5,9 @@ the facenet-pytorch 2.6.0 wheel (`pip install --no-deps facenet-pytorch==2.6.0`:
 pins an old torch; the `mtcnn` extra brings torch), read with `torch.load(weights_only=True)`.
 facenet-pytorch's own Python is never imported.
 
-Speed: the image pyramid is packed into one canvas so P-Net runs once per photo instead of once
-per scale, and R-Net / O-Net see all candidates in one batch each."""
+Speed: candidate bookkeeping is vectorised numpy, NMS runs in OpenCV, and R-Net / O-Net see all
+candidates of a photo in one batch each. (Packing the pyramid into one canvas for a single P-Net
+call was tried and was slower: P-Net's cost is its pixels, not its calls.)"""
 
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ INSTALL = "run `pip install 'mien[mtcnn]' && pip install --no-deps facenet-pytor
 STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
 PYRAMID_FACTOR = 0.709  # the paper's scale step: each level has half the pixels of the last
 CELL, STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels
-GAP = 16  # pixels between packed pyramid levels, more than one P-Net window, kept even
 
 
 def _weights_dir() -> Path | None:
@@ -213,22 +213,6 @@ def pyramid_scales(height: int, width: int, min_face: int) -> list[float]:
     return scales
 
 
-def pack_pyramid(shapes: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
-    """Shelf-pack (h, w) levels, largest first, into one canvas: (y, x) offsets and canvas
-    (h, w). Offsets are even so each level sits on P-Net's stride-2 grid, and GAP pixels apart
-    so no P-Net window spans two levels."""
-    width = shapes[0][1]
-    offsets, x, y, shelf = [], 0, 0, 0
-    for h, w in shapes:
-        if x and x + w > width:
-            x, y, shelf = 0, y + shelf + GAP, 0
-        offsets.append((y, x))
-        x += w + GAP
-        shelf = max(shelf, h)
-    canvas_h = max(oy + h for (oy, _), (h, _) in zip(offsets, shapes, strict=True))
-    return offsets, (canvas_h, width)
-
-
 @register_detector(
     "mtcnn", "MTCNN in torch (box + 5 landmarks; needs facenet-pytorch's weights)", _available
 )
@@ -268,36 +252,20 @@ class MTCNNDetector:
         import cv2
 
         h, w = image.shape[:2]
-        scales = pyramid_scales(h, w, max(self.options.min_face, CELL))
-        if not scales:
-            return np.zeros((0, 5))
-        shapes = [(int(h * s + 1), int(w * s + 1)) for s in scales]
-        offsets, (ch, cw) = pack_pyramid(shapes)
-        canvas = np.full((ch, cw, 3), 127, np.uint8)  # 127.5 normalises to about 0
-        for (oy, ox), (sh, sw) in zip(offsets, shapes, strict=True):
-            canvas[oy : oy + sh, ox : ox + sw] = cv2.resize(
-                image, (sw, sh), interpolation=cv2.INTER_AREA
-            )
-        prob, reg = self.pnet(_normalize(canvas[None]))
-        prob, reg = prob[0].numpy(), reg[0].numpy()
         found = []
-        for scale, (oy, ox), (sh, sw) in zip(scales, offsets, shapes, strict=True):
-            # Cells whose 12x12 window lies inside this level.
-            r0, c0 = oy // STRIDE, ox // STRIDE
-            rows, cols = (sh - CELL) // STRIDE + 1, (sw - CELL) // STRIDE + 1
-            if rows <= 0 or cols <= 0:
-                continue
-            p = prob[r0 : r0 + rows, c0 : c0 + cols]
-            ys, xs = np.nonzero(p >= self.thresholds[0])
+        for scale in pyramid_scales(h, w, max(self.options.min_face, CELL)):
+            size = (int(w * scale + 1), int(h * scale + 1))
+            level = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            prob, reg = self.pnet(_normalize(level[None]))
+            prob, reg = prob[0].numpy(), reg[0].numpy()
+            ys, xs = np.nonzero(prob >= self.thresholds[0])
             if not len(ys):
                 continue
-            score = p[ys, xs]
-            offs = reg[:, r0 + ys, c0 + xs].T
+            # Each P-Net cell is a 12x12 window every 2 pixels of this level.
             q1 = np.floor((STRIDE * np.c_[xs, ys] + 1) / scale)
             q2 = np.floor((STRIDE * np.c_[xs, ys] + CELL) / scale)
-            cand = np.c_[q1, q2, score, offs]
-            cand = cand[_nms(cand[:, :4], cand[:, 4], 0.5)]
-            found.append(cand)
+            cand = np.c_[q1, q2, prob[ys, xs], reg[:, ys, xs].T]
+            found.append(cand[_nms(cand[:, :4], cand[:, 4], 0.5)])
         if not found:
             return np.zeros((0, 5))
         cand = np.concatenate(found)
