@@ -119,6 +119,15 @@ def class_weaknesses(evaluation: dict, train_counts: dict[str, int]) -> list[str
             for c in worst[:2]]
 
 
+def budget_weakness(metrics: dict) -> list[str]:
+    if metrics["stopped"] != "time_budget":
+        return []
+    hw = metrics.get("hardware", {})
+    return [f"Under-trained: a CPU time budget stopped training after {metrics['epochs_run']} "
+            f"epochs ({metrics['train_seconds'] / 60:.0f} min on {hw.get('cpu_count', '?')} "
+            "CPU cores shared with other jobs); longer training would score higher."]
+
+
 def main() -> None:
     from mien.data.datasets import open_dataset
     from mien.evaluation.evaluate import evaluate
@@ -190,7 +199,8 @@ def main() -> None:
         name=args.name, onnx_path=onnx_path, run_dir=args.run, evaluation=evaluation,
         data=info["data"], split=split, command=info["command"],
         intended_use=info["intended_use"],
-        known_weaknesses=info["weaknesses"] + class_weaknesses(evaluation, counts),
+        known_weaknesses=info["weaknesses"] + class_weaknesses(evaluation, counts)
+        + budget_weakness(metrics),
         summary=info["summary"],
         extra={"torch_weights": {"file": torch_path.name, "sha256": sha256_of(torch_path)}},
     )
