@@ -62,9 +62,10 @@ function drawFaces(ctx, faces, scale) {
     const text = `${i + 1}` + (Object.keys(face.attributes).length ? ` ${caption(face)}` : "");
     const tw = ctx.measureText(text).width + 8, th = size + 6;
     const ty = y - th >= 0 ? y - th : Math.min(ctx.canvas.height - th, y + h);
-    ctx.fillRect(x, ty, tw, th);
+    const tx = Math.max(0, Math.min(x, ctx.canvas.width - tw)); // keep the caption inside
+    ctx.fillRect(tx, ty, tw, th);
     ctx.fillStyle = "#fff";
-    ctx.fillText(text, x + 4, ty + 3);
+    ctx.fillText(text, tx + 4, ty + 3);
   });
   ctx.canvas.dataset.faces = String(faces.length);
 }
