@@ -206,10 +206,8 @@ def train_anomaly(cfg, hcfg, *, echo: Callable[[str], None] = print):
     tx, _, tskip = decode(train.subset(np.flatnonzero(train.labels == normal)), pre,
                           strict=cfg.strict, workers=cfg.num_workers)
     vx, vy, vskip = decode(val, pre, strict=cfg.strict, workers=cfg.num_workers)
-    if len(labels) == 2 and len(train.classes) == 2:
-        v_true = vy
-    else:
-        v_true = np.where(vy == normal, 0, 1)
+    # label indices of the detector: the dataset's own with two classes, else normal -> 0
+    v_true = vy if len(train.classes) == 2 else (vy != normal).astype(np.int64)
     vnormal = vx[vy == normal]
     echo(f"training {cfg.model} on {len(tx)} {hcfg.normal_class!r} images; validation "
          f"{len(vx)} images ({len(vnormal)} normal)")
