@@ -134,13 +134,13 @@ def card_text(card: Mapping[str, Any]) -> str:
         "",
         f"validation    {headline(card)}, macro-F1 {v['macro_f1']:.4f}",
         "",
-        f"  {'class':<12} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}",
     ]
+    width = max(len(x) for x in [*v["labels"], "class"])
+    lines.append(f"  {'class':<{width}} {'precision':>9} {'recall':>7} {'F1':>6} {'support':>8}")
     for label in v["labels"]:
         c = v["per_class"][label]
-        lines.append(f"  {label:<12} {_fmt(c['precision']):>9} {_fmt(c['recall']):>7} "
+        lines.append(f"  {label:<{width}} {_fmt(c['precision']):>9} {_fmt(c['recall']):>7} "
                      f"{_fmt(c['f1']):>6} {c['support']:>8}")
-    width = max(len(x) for x in v["labels"])
     lines += ["", "  confusion (rows: true, columns: predicted)",
               "  " + " " * width + " " + " ".join(f"{x[:6]:>6}" for x in v["labels"])]
     for label, row in zip(v["labels"], v["confusion"], strict=True):
