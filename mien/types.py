@@ -45,8 +45,9 @@ class Prediction:
 
 @dataclass(frozen=True, slots=True)
 class Face:
-    """A detected face. Landmarks are (x, y) points: right eye, left eye, nose, mouth right,
-    mouth left (the image's left/right), when the detector gives them."""
+    """A detected face. Landmarks, when the detector gives them, are five (x, y) points: the eye
+    on the image's left (the subject's right eye), the other eye, nose tip, the mouth corner on
+    the image's left, the other mouth corner."""
 
     box: Box
     score: float
