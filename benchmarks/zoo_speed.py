@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from torch import nn
 
 from mien.models import create_model, list_models, model_info
 from mien.models.export import export_onnx
+from mien.training.fit import cpu_name
 
 TRAIN_BATCH = 64
 # Inference batches of 8: at 64 the activations of the depthwise networks spill out of the
@@ -140,7 +140,7 @@ def print_table(rows: list[dict], threads: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"mien zoo on {_cpu_name()}: {threads} threads, training batch "
+    table = Table(title=f"mien zoo on {cpu_name()}: {threads} threads, training batch "
                         f"{TRAIN_BATCH}, inference batch {INFER_BATCH}; latency: batch 1, 1 thread")
     columns = [("model", "model"), ("input", "C,H,W"), ("params", "params"), ("mmac", "MMAC"),
                ("train_img_s", "train img/s"), ("torch_img_s", "torch img/s"),
@@ -176,22 +176,12 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__,
                     "onnxruntime": ort.__version__, "load_avg_1min_at_start": load},
         "train_batch": TRAIN_BATCH, "infer_batch": INFER_BATCH, "threads": args.threads,
         "results": rows,
     }, indent=1) + "\n")
     print(f"wrote {args.out}")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -135,7 +135,8 @@ def _set_modes(model, frozen: bool) -> None:
             m.train()
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model, for the hardware line of run folders and benchmarks."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -148,7 +149,7 @@ def _cpu_name() -> str:
 def _hardware(device: str) -> dict:
     import torch
 
-    hw = {"device": device, "cpu": _cpu_name(),
+    hw = {"device": device, "cpu": cpu_name(),
           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
           "torch": torch.__version__, "python": platform.python_version()}
     if device.startswith("cuda"):

@@ -2,25 +2,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from synthetic import make_stripes
 from typer.testing import CliRunner
 
 from mien.cli.main import app
-
-
-def make_stripes(root: Path, per_class: int = 16, seed: int = 0) -> Path:
-    """Horizontal vs vertical noisy stripes, 48x48 gray: a CNN separates them in one epoch."""
-    rng = np.random.default_rng(seed)
-    for name in ("horizontal", "vertical"):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            period = int(rng.integers(3, 7))
-            stripes = ((np.arange(48) + rng.integers(0, 8)) // period % 2) * 150.0 + 50.0
-            img = np.broadcast_to(stripes[:, None] if name == "horizontal" else stripes[None, :],
-                                  (48, 48))
-            img = np.clip(img + rng.normal(0, 20, (48, 48)), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / name / f"{i:03d}.png")
-    return root
 
 
 def run_cli(*args, ok: bool = True):
@@ -42,7 +27,7 @@ def cli_error(*args) -> str:
 
 @pytest.fixture(scope="session")
 def stripes(tmp_path_factory) -> Path:
-    return make_stripes(tmp_path_factory.mktemp("heads-data") / "stripes")
+    return make_stripes(tmp_path_factory.mktemp("heads-data") / "stripes", per_class=16)
 
 
 @pytest.fixture(scope="session")
