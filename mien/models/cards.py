@@ -130,7 +130,7 @@ def card_text(card: Mapping[str, Any]) -> str:
         f"data licence  {d['licence']}",
         f"command       {card['command']}",
         f"training      {t['seconds'] / 60:.1f} min on {t['hardware']}, {t['epochs_run']} epochs "
-        f"(best {t['best_epoch']}, stopped: {t['stopped']})",
+        f"(weights of epoch {t.get('weights_epoch', t['best_epoch'])}, stopped: {t['stopped']})",
         "",
         f"validation    {headline(card)}, macro-F1 {v['macro_f1']:.4f}",
         "",
@@ -222,6 +222,7 @@ def build_card(
         "training": {
             "seconds": metrics["train_seconds"], "epochs_run": metrics["epochs_run"],
             "best_epoch": metrics["best_epoch"], "stopped": metrics["stopped"],
+            "weights_epoch": record.get("epoch", metrics["best_epoch"]),
             "best_val_accuracy_in_training": metrics["best_val_accuracy"],
             "images_per_second": metrics.get("images_per_second"),
             "num_train": metrics["num_train"], "num_val": metrics["num_val"],
