@@ -37,7 +37,7 @@ INFO = {
         "command": ("mien train ../shared/data/fer2013/train --val ../shared/data/fer2013/val "
                     "--config configs/expression.yaml --out runs/expression && "
                     "python tools/blur_inputs.py runs/expression runs/expression-blur3 "
-                    "--sigma 3.0 --weights WEIGHTS"),
+                    "--sigma 3.0 --weights last"),
         "intended_use": ("Rough expression of faces in photos and video for aggregate analysis "
                          "(e.g. share of happy faces), research and demos. Not for decisions "
                          "about individuals, emotion 'reading', hiring, policing or health."),
