@@ -130,6 +130,25 @@ def class_weaknesses(evaluation: dict, train_counts: dict[str, int]) -> list[str
             for c in worst[:2]]
 
 
+def real_photos_note(name: str) -> str | None:
+    """What benchmarks/shipped_models.py saw this model predict on GENKI / VOC photos."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "shipped_models.json"
+    if not path.is_file():
+        return None
+    photos = json.loads(path.read_text()).get("real_photos", {})
+    parts = []
+    for label in ("genki_szsl", "voc_faces"):
+        r = photos.get(label)
+        if r and name in r.get("predictions", {}):
+            counts = ", ".join(f"{k} {v}" for k, v in r["predictions"][name].items())
+            parts.append(f"{label}: {r['faces']} faces found by the {photos.get('detector')} "
+                         f"detector in {r['photos']} photos -> {counts}")
+    if not parts:
+        return None
+    return ("; ".join(parts) + " (benchmarks/shipped_models.py; no attribute labels: GENKI faces "
+            "are mostly smiling or neutral)")
+
+
 def budget_weakness(metrics: dict) -> list[str]:
     if metrics["stopped"] != "time_budget":
         return []
@@ -215,6 +234,9 @@ def main() -> None:
         summary=info["summary"],
         extra={"torch_weights": {"file": torch_path.name, "sha256": sha256_of(torch_path)}},
     )
+    photos = real_photos_note(args.name)
+    if photos:
+        card["real_photos"] = photos
     h, w = card["input"]["size"]
     card["summary"] = f"{info['summary']}, {h}x{w} {card['input']['color']}"
     path = write_card(card, dst)
