@@ -27,6 +27,3 @@ else
     .venv/bin/mien --help
     echo "no photo given: run ./setup.sh PHOTO.jpg to analyze one" >&2
 fi
-if [ -d "$DATA/smiles" ]; then
-    .venv/bin/mien data check "$DATA/smiles" || true  # exit 1 only means "findings were listed"
-fi
