@@ -20,16 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from _common import set_threads  # noqa: E402  (benchmarks/ is sys.path[0])
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def set_threads(n: int) -> None:
-    """OpenCV's and torch's pools (ONNX Runtime sessions keep the count they were made with)."""
-    import cv2
-
-    cv2.setNumThreads(n)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(n)
 
 
 def main(argv: list[str] | None = None) -> None:
