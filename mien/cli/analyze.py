@@ -87,6 +87,11 @@ def analyze_command(
     if out is not None:
         print(f"{counts['frames']} frames, {counts['faces']} faces, {counts['no_face']} without "
               f"a face, {counts['errors']} unreadable -> {output_path(out, fmt)}", file=sys.stderr)
+    if counts["errors"]:
+        # Every other input was still analysed and written; the exit code tells scripts.
+        print(f"error: {counts['errors']} input(s) could not be read; see the rows with "
+              "status 'error'", file=sys.stderr)
+        raise typer.Exit(1)
 
 
 def _run(pipeline, sources, writer, out, annotate, live, source_options) -> dict:

@@ -62,7 +62,7 @@ def _check_rows(rows):
 
 def test_jsonl_to_stdout(photos, light_model, models_env, capsys):
     code, out, err = run_cli(["analyze", str(photos), "--attributes", light_model], capsys)
-    assert code == 0, err
+    assert code == 1 and "1 input(s) could not be read" in err, err  # d_broken.jpg
     rows = [json.loads(line) for line in out.splitlines()]
     assert all(list(r) == EXPECTED_COLUMNS for r in rows)
     by_name = _check_rows(rows)
@@ -76,7 +76,7 @@ def test_csv_and_parquet_files_share_columns(photos, light_model, models_env, tm
         ["analyze", str(photos), "--attributes", light_model, "--out", str(out), "--format", "csv"],
         capsys,
     )
-    assert code == 0, err
+    assert code == 1 and "1 input(s) could not be read" in err, err  # d_broken.jpg
     assert "5 faces" in err and "1 without a face" in err and "1 unreadable" in err
     with open(out / "faces.csv", newline="") as fh:
         reader = csv.DictReader(fh)
@@ -99,7 +99,7 @@ def test_csv_and_parquet_files_share_columns(photos, light_model, models_env, tm
         ],
         capsys,
     )
-    assert code == 0, err
+    assert code == 1 and "1 input(s) could not be read" in err, err  # d_broken.jpg
     table = pq.read_table(out / "faces.parquet")
     assert table.column_names == EXPECTED_COLUMNS
     assert str(table.schema.field("light.bright").type) == "double"
@@ -171,8 +171,8 @@ def test_bad_options_fail_with_one_line(photos, models_env, tmp_path, capsys):
     cases.append((["analyze", str(tmp_path / "empty"), "--attributes", ""], "no image or video"))
     for argv, message in cases:
         code, out, err = run_cli(argv, capsys)
-        if message is None:  # a missing file is an error row, not a failure
-            assert code == 0 and json.loads(out)["status"] == "error"
+        if message is None:  # a missing file is an error row, and the exit code says so
+            assert code == 1 and json.loads(out)["status"] == "error"
             continue
         assert code != 0 and message in err and "Traceback" not in err, (argv, err)
 
@@ -199,7 +199,7 @@ def test_stdin_glob_and_a_camera_that_cannot_open(
     assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["c_blank.png"]
 
     code, out, err = run_cli(["analyze", "--camera", "97", "--attributes", ""], capsys)
-    assert code == 0, err
+    assert code == 1, err
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["source"] == "camera:97" and row["status"] == "error"
     assert "cannot open camera 97" in row["message"]
