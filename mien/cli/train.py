@@ -65,6 +65,11 @@ def train(
     equalize: Annotated[str | None, Opt(help="none | hist | clahe")] = None,
     blur_sigma: Annotated[float | None, Opt(help="Gaussian blur of every input, in pixels.")
                           ] = None,
+    train_blur_sigma: Annotated[
+        float | None, Opt(help="Blur of training batches (default --blur-sigma; 0 when the "
+                               "training images are already blurred).")] = None,
+    tta: Annotated[str | None, Opt(help="none | flip: test-time augmentation stored with the "
+                                         "weights, done by every prediction.")] = None,
     classes: Annotated[str | None, Opt(help="Keep these classes: happy,sad.")] = None,
     merge: Annotated[str | None, Opt(help="Fold classes: disgust=angry.")] = None,
     seed: Annotated[int | None, Opt(help="Seed of weights, order and augmentation.")] = None,

@@ -56,6 +56,11 @@ class _Base:
         self.preprocess = Preprocess.from_dict(record["preprocess"])
         self.input_size: tuple[int, int] = self.preprocess.input_size
         self._activation = record.get("activation", "softmax")
+        # "flip": every prediction averages the face and its mirror (TrainConfig.tta).
+        self.tta: str = record.get("tta", "none")
+        if self.tta not in ("none", "flip"):
+            raise ModelFileError(f"{path}: unknown test-time augmentation {self.tta!r} in its "
+                                 "record; upgrade mien or re-export the model")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, labels={list(self.labels)})"
@@ -68,7 +73,11 @@ class _Base:
         out = [np.empty((0, len(self.labels)), np.float32)]
         for s in range(0, len(images), BATCH):
             x = self.preprocess(images[s:s + BATCH])
-            out.append(_probabilities(self._logits(x), self._activation))
+            p = _probabilities(self._logits(x), self._activation)
+            if self.tta == "flip":  # preprocessing commutes with the mirror: flip its output
+                mirrored = np.ascontiguousarray(x[..., ::-1])
+                p = (p + _probabilities(self._logits(mirrored), self._activation)) / 2
+            out.append(p)
         return np.concatenate(out)
 
 

@@ -17,6 +17,7 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "squared_hinge", "bce")
 EQUALIZE = ("none", "hist", "clahe")
 COLORS = ("gray", "rgb")
+TTA_MODES = ("none", "flip")  # as mien.models.loading applies them
 # YAML / CLI spellings that are not Python identifiers.
 ALIASES = {"from": "transfer_from", "max-minutes": "max_minutes"}
 
@@ -46,6 +47,12 @@ class TrainConfig:
     # Gaussian blur sigma applied to every input at training and inference alike; FER2013's
     # train split here is blurred (~3 px) while real faces are sharp (see `mien data check`).
     blur_sigma: float = 0.0
+    # The blur of training batches; None: blur_sigma. 0 when the training images are already
+    # blurred (FER2013's train here), so only validation and inference inputs are blurred.
+    train_blur_sigma: float | None = None
+    # Test-time augmentation stored with the weights and done by every prediction (evaluate,
+    # analyze, serve): "flip" averages the probabilities of the face and its mirror.
+    tta: str = "none"
 
     # --- optimisation ---
     epochs: int = 30
@@ -184,9 +191,12 @@ def _check(c: TrainConfig) -> None:
         if not getattr(c, option) > 0:
             raise bad(option, getattr(c, option), "must be positive")
     for option in ("weight_decay", "warmup_epochs", "patience", "rotate", "crop", "brightness",
-                   "contrast", "scale_shift", "num_workers", "threads", "blur_sigma"):
-        if getattr(c, option) < 0:
+                   "contrast", "scale_shift", "num_workers", "threads", "blur_sigma",
+                   "train_blur_sigma"):
+        if getattr(c, option) is not None and getattr(c, option) < 0:
             raise bad(option, getattr(c, option), "must be 0 or more")
+    if c.tta not in TTA_MODES:
+        raise bad("tta", c.tta, f"choose one of {', '.join(TTA_MODES)}")
     if not 0.0 <= c.label_smoothing < 1.0:
         raise bad("label_smoothing", c.label_smoothing, "choose a value in [0, 1)")
     if not 0.0 <= c.blur <= 1.0:

@@ -8,6 +8,7 @@ confusion.png.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -122,6 +123,17 @@ def _preprocess_for(cfg: TrainConfig) -> Preprocess:
                       mean=(0.5,) * channels, std=(0.5,) * channels)
 
 
+def _mean_probability(a, b, activation: str):
+    """The mean probability of two views, as logits `predict` reads the same way: a single
+    sigmoid column goes back through logit, several columns are argmaxed as they are."""
+    import torch
+
+    if activation != "sigmoid":
+        return (torch.softmax(a.float(), 1) + torch.softmax(b.float(), 1)) / 2
+    p = (torch.sigmoid(a.float()) + torch.sigmoid(b.float())) / 2
+    return torch.logit(p, eps=1e-7) if p.shape[1] == 1 else p
+
+
 def _set_modes(model, frozen: bool) -> None:
     """Train mode, except a frozen backbone stays in eval so its BatchNorm statistics hold."""
     if not frozen:
@@ -215,6 +227,10 @@ class _Run:
         from mien.training.optim import activation_for, class_weights, make_loss, make_optimizer
 
         self.cfg, self.data, self.model, self.pre = cfg, data, model, pre
+        if cfg.train_blur_sigma is None:
+            self.train_pre = pre
+        else:
+            self.train_pre = dataclasses.replace(pre, blur_sigma=cfg.train_blur_sigma)
         self.device, self.run_dir, self.echo, self.progress = device, run_dir, echo, progress
         model.to(device)
         if device == "cpu":  # NHWC: ~2x faster depthwise/3x3 convolutions on CPU
@@ -245,7 +261,7 @@ class _Run:
         self.record = ckpt.model_record(
             arch=cfg.model, labels=data.classes, preprocess=pre, in_channels=pre.channels,
             model_kwargs=getattr(model, "model_kwargs", {}), activation=activation_for(loss_kind),
-            loss=loss_kind, trained_on=str(cfg.data), run=run_dir.name)
+            loss=loss_kind, trained_on=str(cfg.data), run=run_dir.name, tta=cfg.tta)
         self.loop = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0,
                      "train_seconds": 0.0, "images_seen": 0}
         self.best_state: dict | None = None
@@ -262,10 +278,10 @@ class _Run:
             self.best_state = ckpt.load_weights(self.run_dir / ckpt.MODEL_FILE)[0]
         self.echo(f"resuming {self.run_dir} after epoch {self.loop['epoch']}")
 
-    def _input(self, batch: np.ndarray):
+    def _input(self, batch: np.ndarray, pre: Preprocess | None = None):
         import torch
 
-        pre = self.pre
+        pre = pre or self.pre
         return torch.from_numpy(pre.normalize(batch) if pre.is_resize_only else pre(batch))
 
     def _batches(self, epoch: int):
@@ -280,7 +296,7 @@ class _Run:
         def make(i: int):
             idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
             rng = np.random.default_rng([cfg.seed, epoch, i])
-            x = self._input(augment_batch(self.train_x[idx], self.pipeline, rng))
+            x = self._input(augment_batch(self.train_x[idx], self.pipeline, rng), self.train_pre)
             return x, torch.from_numpy(self.train_y[idx])
 
         with ThreadPoolExecutor(max_workers=self.prep_threads) as pool:
@@ -311,6 +327,9 @@ class _Run:
                 y = torch.from_numpy(vy[s:s + VAL_BATCH]).to(self.device)
                 logits = self.model(x)
                 total += float(self.loss_fn(logits, y)) * len(y)
+                if self.cfg.tta == "flip":  # as inference does: mean of the two probabilities
+                    logits = _mean_probability(logits, self.model(torch.flip(x, dims=[3])),
+                                               self.record["activation"])
                 preds.append(predict(logits).cpu().numpy())
         pred = np.concatenate(preds)
         return total / len(vy), float((pred == vy).mean()), pred

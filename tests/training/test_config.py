@@ -35,6 +35,8 @@ def test_val_folder_stays_a_path():
     ({"epochs": 0}, "epochs"),
     ({"freeze": True}, "--from"),
     ({"input_size": "4x4"}, "input_size"),
+    ({"tta": "rotate"}, "tta"),
+    ({"train_blur_sigma": -1.0}, "train_blur_sigma"),
 ])
 def test_bad_values_name_the_option(options, word):
     with pytest.raises(ConfigError, match=word):

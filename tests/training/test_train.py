@@ -244,3 +244,34 @@ def test_bundled_models_are_verified_by_their_card(base_run, tmp_path, monkeypat
         load_classifier("demo")
     with pytest.raises(ModelFileError, match="bundled: demo"):
         load_classifier("other")
+
+
+def test_blur_for_val_only_and_flip_tta_travel_with_the_weights(stripes, tmp_path, monkeypatch):
+    from mien.training import fit
+
+    seen = {"train": set(), "val": set()}
+    original = fit._Run._input
+
+    def spy(self, batch, pre=None):
+        seen["val" if pre is None else "train"].add((pre or self.pre).blur_sigma)
+        return original(self, batch, pre)
+
+    monkeypatch.setattr(fit._Run, "_input", spy)
+    out = tmp_path / "run"
+    run_cli("train", stripes, *FAST, "--epochs", "1", "--blur-sigma", "2", "--train-blur-sigma",
+            "0", "--tta", "flip", "--out", out)
+    # Training images are taken as already blurred; validation images are blurred like inputs.
+    assert seen == {"train": {0.0}, "val": {2.0}}
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert (cfg["blur_sigma"], cfg["train_blur_sigma"], cfg["tta"]) == (2.0, 0.0, "flip")
+
+    images = _images(stripes / "horizontal", 3) + _images(stripes / "vertical", 3)
+    mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
+    for file in ("model.onnx", "model.safetensors"):
+        clf = load_classifier(out / file)
+        assert clf.tta == "flip" and clf.preprocess.blur_sigma == 2.0
+        both = clf.predict_proba(images)
+        clf.tta = "none"
+        plain, flipped = clf.predict_proba(images), clf.predict_proba(mirrored)
+        assert not np.allclose(plain, flipped, atol=1e-4)  # the mirror is a different view
+        np.testing.assert_allclose(both, (plain + flipped) / 2, atol=1e-5)
