@@ -68,6 +68,8 @@ def train(
     train_blur_sigma: Annotated[
         float | None, Opt(help="Blur of training batches (default --blur-sigma; 0 when the "
                                "training images are already blurred).")] = None,
+    select: Annotated[str | None, Opt(help="accuracy | balanced_accuracy: the val score that "
+                                           "picks the best epoch.")] = None,
     tta: Annotated[str | None, Opt(help="none | flip: test-time augmentation stored with the "
                                          "weights, done by every prediction.")] = None,
     classes: Annotated[str | None, Opt(help="Keep these classes: happy,sad.")] = None,

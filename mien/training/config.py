@@ -17,6 +17,7 @@ SCHEDULES = ("none", "step", "cosine", "onecycle")
 LOSSES = ("cross_entropy", "squared_hinge", "bce")
 EQUALIZE = ("none", "hist", "clahe")
 COLORS = ("gray", "rgb")
+SELECT_BY = ("accuracy", "balanced_accuracy")
 TTA_MODES = ("none", "flip")  # as mien.models.loading applies them
 # YAML / CLI spellings that are not Python identifiers.
 ALIASES = {"from": "transfer_from", "max-minutes": "max_minutes"}
@@ -64,7 +65,10 @@ class TrainConfig:
     schedule: str = "none"
     step_epochs: int = 10  # schedule "step": lr x 0.1 every this many epochs
     warmup_epochs: float = 0.0  # linear ramp from 0 before the schedule; helps large lr / batch
-    patience: int = 0  # stop after this many epochs without a better val accuracy (0 = never)
+    patience: int = 0  # stop after this many epochs without a better val score (0 = never)
+    # The validation score that picks the best epoch (and drives patience): balanced_accuracy
+    # (mean recall per class) suits imbalanced data such as CelebA's 7 % Eyeglasses.
+    select: str = "accuracy"
 
     # --- loss; None takes the architecture's own ---
     loss: str | None = None
@@ -195,6 +199,8 @@ def _check(c: TrainConfig) -> None:
                    "train_blur_sigma"):
         if getattr(c, option) is not None and getattr(c, option) < 0:
             raise bad(option, getattr(c, option), "must be 0 or more")
+    if c.select not in SELECT_BY:
+        raise bad("select", c.select, f"choose one of {', '.join(SELECT_BY)}")
     if c.tta not in TTA_MODES:
         raise bad("tta", c.tta, f"choose one of {', '.join(TTA_MODES)}")
     if not 0.0 <= c.label_smoothing < 1.0:

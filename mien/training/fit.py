@@ -24,6 +24,7 @@ import numpy as np
 
 from mien.data.preprocess import Preprocess
 from mien.errors import MienError
+from mien.evaluation.metrics import balanced_accuracy, confusion_matrix
 from mien.training import checkpoint as ckpt
 from mien.training.augment import add_mirrored, augment_batch, build_augmentation
 from mien.training.config import ConfigError, TrainConfig, save_config
@@ -401,13 +402,18 @@ class _Run:
             while loop["epoch"] < cfg.epochs:
                 row = self.train_epoch(loop["epoch"] + 1)
                 val_loss, val_acc, pred = self.evaluate()
-                row.update(val_loss=val_loss, val_accuracy=val_acc)
+                val_bal = balanced_accuracy(confusion_matrix(self.data.val_y, pred,
+                                                             len(self.data.classes)))
+                row.update(val_loss=val_loss, val_accuracy=val_acc,
+                           val_balanced_accuracy=val_bal)
                 epoch = loop["epoch"] = row["epoch"]
                 loop["train_seconds"] = time.perf_counter() - self.t_start
                 loop["images_seen"] += row["images"]
                 loop["history"].append(row)
-                improved = val_acc > loop["best_acc"]
+                score = val_bal if cfg.select == "balanced_accuracy" else val_acc
+                improved = score > loop.get("best_score", loop["best_acc"])
                 if improved:
+                    loop["best_score"] = score
                     loop["best_acc"], loop["best_epoch"], self.best_pred = val_acc, epoch, pred
                     self.best_state = {k: v.detach().cpu().clone()
                                        for k, v in self.model.state_dict().items()}
@@ -416,7 +422,8 @@ class _Run:
                 self.save_last()
                 self.echo(f"epoch {epoch}: train loss {row['train_loss']:.4f} "
                           f"acc {row['train_accuracy']:.4f} | val loss {val_loss:.4f} "
-                          f"acc {val_acc:.4f}{' *' if improved else ''} ({row['seconds']:.1f}s)")
+                          f"acc {val_acc:.4f} bal {val_bal:.4f}{' *' if improved else ''} "
+                          f"({row['seconds']:.1f}s)")
                 if self._over_budget():
                     return "time_budget"
                 if cfg.patience and epoch - loop["best_epoch"] >= cfg.patience:

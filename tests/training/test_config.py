@@ -36,6 +36,7 @@ def test_val_folder_stays_a_path():
     ({"freeze": True}, "--from"),
     ({"input_size": "4x4"}, "input_size"),
     ({"tta": "rotate"}, "tta"),
+    ({"select": "f1"}, "select"),
     ({"train_blur_sigma": -1.0}, "train_blur_sigma"),
 ])
 def test_bad_values_name_the_option(options, word):

@@ -275,3 +275,14 @@ def test_blur_for_val_only_and_flip_tta_travel_with_the_weights(stripes, tmp_pat
         plain, flipped = clf.predict_proba(images), clf.predict_proba(mirrored)
         assert not np.allclose(plain, flipped, atol=1e-4)  # the mirror is a different view
         np.testing.assert_allclose(both, (plain + flipped) / 2, atol=1e-5)
+
+
+def test_select_balanced_accuracy_picks_the_best_epoch_by_mean_recall(stripes, tmp_path):
+    out = tmp_path / "run"
+    run_cli("train", stripes, *FAST, "--epochs", "3", "--select", "balanced_accuracy",
+            "--out", out)
+    m = json.loads((out / "metrics.json").read_text())
+    bal = [h["val_balanced_accuracy"] for h in m["history"]]
+    assert all(0.0 <= b <= 1.0 for b in bal)
+    assert m["best_epoch"] == 1 + int(np.argmax(bal))  # the first epoch with the top score
+    assert read_record(out / "model.safetensors")["epoch"] == m["best_epoch"]
