@@ -111,6 +111,16 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
+def _extras(card: Mapping[str, Any]) -> str:
+    """Input blur and test-time augmentation, when the model uses them."""
+    out = []
+    if card.get("preprocess", {}).get("blur_sigma"):
+        out.append(f"blurred with sigma {card['preprocess']['blur_sigma']}")
+    if card["input"].get("tta", "none") != "none":
+        out.append(f"{card['input']['tta']} test-time augmentation")
+    return f" ({', '.join(out)})" if out else ""
+
+
 def card_text(card: Mapping[str, Any]) -> str:
     """The card as readable plain text (no markup) for `mien models show`."""
     v, t, d, s = card["validation"], card["training"], card["data"], card["split"]
@@ -122,7 +132,7 @@ def card_text(card: Mapping[str, Any]) -> str:
         f"sha256 {card['sha256']})",
         f"labels        {', '.join(card['labels'])}",
         f"network       {card['arch']} ({card.get('parameters', '?')} parameters), input "
-        f"{size[0]}x{size[1]} {card['input']['color']}",
+        f"{size[0]}x{size[1]} {card['input']['color']}" + _extras(card),
         f"trained on    {d['train']}",
         f"validated on  {d['validation']}",
         f"split         {s['kind']}" + (f" (split record sha256 {s['record_sha256']})"
@@ -213,7 +223,8 @@ def build_card(
         "labels": list(record["labels"]),
         "arch": record["arch"],
         "parameters": parameter_count(run / "model.safetensors"),
-        "input": {"size": list(pre["input_size"]), "color": pre["color"]},
+        "input": {"size": list(pre["input_size"]), "color": pre["color"],
+                  "tta": record.get("tta", "none")},
         "preprocess": pre,
         "data": dict(data),
         "split": dict(split),
