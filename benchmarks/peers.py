@@ -196,7 +196,7 @@ def mien_info(clf) -> dict:
     record = getattr(clf, "record", {})
     return {"file": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
             "arch": record.get("arch"), "input_size": list(clf.input_size),
-            "preprocess": clf.preprocess.to_dict()}
+            "preprocess": clf.preprocess.to_dict(), "tta": getattr(clf, "tta", "none")}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,7 +1,8 @@
 """Speed and accuracy of the classifiers shipped with mien (mien/models/weights/).
 
 Per bundled model, with ONNX Runtime on the CPU:
-- ms/face at batch 1 on 1 thread: the network alone on a preprocessed face, and end to end
+- ms/face at batch 1 on 1 thread: the network alone on a preprocessed face (both passes for a
+  model with flip test-time augmentation, as its predictions do), and end to end
   from a 112x112 uint8 face crop (resize, gray/rgb, normalise + network), median of many calls;
 - faces/s batched (batches of 64, the pipeline's default) on 2 threads, network alone, median
   batch time; and per batch size on 1 thread;
@@ -84,20 +85,27 @@ def measure(model, seconds: float, accuracy: bool) -> dict:
     xb = np.repeat(clf1.preprocess([crop]), BATCH, axis=0)
     xb += rng.normal(0, 0.05, xb.shape).astype(np.float32)
 
-    net1, net1_cpu, n1 = median_seconds(lambda: sess1.run(None, {name_in: x1}), seconds)
+    # A model with flip test-time augmentation runs twice per face (the face and its mirror):
+    # the network-alone timings count both passes, as predict_proba does.
+    mirror = clf1.tta == "flip"
+
+    def net(sess, x):
+        out = sess.run(None, {name_in: x})
+        return sess.run(None, {name_in: np.ascontiguousarray(x[..., ::-1])}) if mirror else out
+
+    net1, net1_cpu, n1 = median_seconds(lambda: net(sess1, x1), seconds)
     e2e1, e2e1_cpu, _ = median_seconds(lambda: clf1.predict_proba([crop]), seconds)
-    batch2, batch2_cpu, nb = median_seconds(lambda: sess2.run(None, {name_in: xb}), seconds,
-                                            min_runs=5)
+    batch2, batch2_cpu, nb = median_seconds(lambda: net(sess2, xb), seconds, min_runs=5)
     sweep = {}
     for b in (1, 8, 32, 128):  # 1 thread, CPU time: which batch size suits the model
         xs = xb[:b]
-        _, cpu, _ = median_seconds(lambda xs=xs: sess1.run(None, {name_in: xs}), seconds / 4,
-                                   min_runs=5)
+        _, cpu, _ = median_seconds(lambda xs=xs: net(sess1, xs), seconds / 4, min_runs=5)
         sweep[str(b)] = round(b / cpu, 1)
     row = {
         "model": model.name, "arch": card["arch"], "parameters": card.get("parameters"),
         "input": f"{card['input']['size'][0]}x{card['input']['size'][1]} {card['input']['color']}",
         "onnx_kib": round(model.size_bytes / 1024, 1),
+        "tta": clf1.tta,
         "ms_per_face_1thread": round(net1 * 1e3, 4),
         "ms_per_face_1thread_cpu": round(net1_cpu * 1e3, 4),
         "ms_per_face_1thread_from_crop": round(e2e1 * 1e3, 4),
@@ -183,7 +191,7 @@ def main() -> None:
     rows = [measure(m, args.seconds, not args.no_accuracy) for m in models]
 
     print("ms/face: batch 1, 1 thread, wall (cpu); crop: from a 112x112 crop; faces/s: batch "
-          f"{BATCH}, 2 threads, wall (cpu-time estimate)")
+          f"{BATCH}, 2 threads, wall (cpu-time estimate); flip TTA models count both passes")
     head = (f"{'model':<11} {'input':<10} {'params':>8} {'KiB':>6} {'ms/face':>14} "
             f"{'ms(crop)':>14} {'faces/s':>14} {'val acc':>8} {'bal acc':>8} {'card acc':>8}")
     print(head)
