@@ -93,6 +93,10 @@ def test_models_list_and_show(installed, capsys):
     code, out, _ = run_cli(["models", "show", "expression"], capsys)
     assert code == 0
     assert card["sha256"] in out and card["command"] in out
+    network = next(x for x in out.splitlines() if x.startswith("network"))
+    if card["preprocess"]["blur_sigma"]:
+        assert f"blurred with sigma {card['preprocess']['blur_sigma']}" in network
+    assert ("flip test-time augmentation" in network) == (card["input"].get("tta") == "flip")
     disgust = card["validation"]["per_class"]["disgust"]
     row = next(x for x in out.splitlines() if x.strip().startswith("disgust "))
     assert row.split()[1:] == [f"{disgust['precision']:.3f}", f"{disgust['recall']:.3f}",
