@@ -3,7 +3,7 @@ score it on its validation data with mien.evaluation, and write the model card N
 
     python tools/ship_model.py expression runs/expression
     python tools/ship_model.py smile runs/smile
-    python tools/ship_model.py glasses runs/glasses
+    python tools/ship_model.py glasses runs/glasses-single
 
 What each model was trained on, its intended use and the weaknesses known in advance are below;
 the class-level weaknesses (lowest recall, smallest classes) are read off the validation result.
@@ -100,7 +100,8 @@ INFO = {
         },
         "command": ("python tools/celeba_face_crops.py ../shared/data/celeba "
                     "runs/data/celeba_crops && mien train --config configs/glasses.yaml "
-                    "--out runs/glasses"),
+                    "--out runs/glasses && python tools/set_inference.py runs/glasses "
+                    "runs/glasses-single --tta none"),
         "intended_use": ("Whether a face wears glasses or sunglasses, for photo sorting and "
                          "demos. Not for identity or access decisions."),
         "weaknesses": [
@@ -112,6 +113,10 @@ INFO = {
             "validation: the held-out figure may be optimistic.",
             "CelebA is celebrities on the red carpet: lighting, age and demography differ "
             "from everyday photos.",
+            "Trained and its epoch chosen with flip test-time augmentation, shipped without "
+            "it (tools/set_inference.py --tta none): it ran the network twice per face, which "
+            "held batched throughput to 1,537 faces/s on 2 threads, for +0.001 balanced "
+            "accuracy (0.974 vs 0.973 on the held-out split).",
             "Trained with balanced class weights, its epoch chosen by balanced accuracy: it "
             "trades some plain accuracy for recall of eyeglasses (always answering "
             "no_eyeglasses scores 0.93 accuracy and 0.50 balanced). Only 135 held-out faces "

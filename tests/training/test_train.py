@@ -286,3 +286,20 @@ def test_select_balanced_accuracy_picks_the_best_epoch_by_mean_recall(stripes, t
     assert all(0.0 <= b <= 1.0 for b in bal)
     assert m["best_epoch"] == 1 + int(np.argmax(bal))  # the first epoch with the top score
     assert read_record(out / "model.safetensors")["epoch"] == m["best_epoch"]
+
+
+def test_set_inference_tool_changes_blur_and_tta_of_a_finished_run(base_run, tmp_path):
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "set_inference.py"
+    out = tmp_path / "changed"
+    subprocess.run([sys.executable, str(tool), str(base_run), str(out), "--blur-sigma", "1.5",
+                    "--tta", "flip"], check=True, capture_output=True)
+    for file in ("model.onnx", "model.safetensors"):
+        clf = load_classifier(out / file)
+        assert clf.tta == "flip" and clf.preprocess.blur_sigma == 1.5
+    original = load_classifier(base_run / "model.safetensors")
+    assert original.tta == "none" and original.preprocess.blur_sigma == 0.0
+    bad = subprocess.run([sys.executable, str(tool), str(base_run), str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "nothing to change" in bad.stderr
