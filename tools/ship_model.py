@@ -124,7 +124,7 @@ INFO = {
             "At this balanced operating point 1 in 22 faces without glasses is called "
             "eyeglasses (held-out precision of eyeglasses 0.62). Judged by eye, the 24 most "
             "confident false alarms are mostly older men, darker-skinned faces and people in "
-            "caps; on the first 400 GENKI photos (369 faces found by our pipeline) 74 faces "
+            "caps; on the first 400 GENKI photos (369 faces found by our pipeline) 71 faces "
             "were called eyeglasses, and besides real glasses the high scores (0.88-0.97) "
             "include darker-skinned faces without glasses. A bias to measure before any use "
             "on people; CelebA's full 13k eyeglasses images would help. For fewer false "
