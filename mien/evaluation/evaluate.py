@@ -163,6 +163,8 @@ def evaluate(
     labels = tuple(classifier.labels)
     ds = map_to_model_labels(dataset, labels, label_spec)
     views = TTA_VIEWS[tta]
+    if tta == "flip" and getattr(classifier, "tta", "none") == "flip":
+        views = TTA_VIEWS["none"]  # the model averages every face with its mirror already
     preprocess = getattr(classifier, "preprocess", None)
     mode = getattr(preprocess, "color", "rgb")  # decode straight to what the model eats
 

@@ -99,6 +99,13 @@ def test_tta_flip_averages_with_the_mirror(tmp_path):
     assert flipped.to_json()["tta"] == "flip"
     with pytest.raises(MienError, match="--tta 'spin'"):
         evaluate(HalfClassifier(), ds, tta="spin")
+    # A model that does flip TTA itself is not flipped a second time (same result, half the work)
+    own = HalfClassifier()
+    own.tta = "flip"
+    calls = []
+    own.predict_proba = lambda images, f=own.predict_proba: calls.append(len(images)) or f(images)
+    again = evaluate(own, ds, tta="flip")
+    assert calls == [1] and again.to_json()["tta"] == "flip"
 
 
 def test_all_unreadable_is_an_error(tmp_path):
