@@ -23,6 +23,7 @@ from mien.errors import ModelFileError
 from mien.training.checkpoint import parse_record
 
 BATCH = 256  # images per forward pass: bounds memory for long lists at little speed cost
+TTA_MODES = ("none", "flip")  # test-time augmentation a saved record may ask for
 
 
 class Classifier(Protocol):
@@ -58,7 +59,7 @@ class _Base:
         self._activation = record.get("activation", "softmax")
         # "flip": every prediction averages the face and its mirror (TrainConfig.tta).
         self.tta: str = record.get("tta", "none")
-        if self.tta not in ("none", "flip"):
+        if self.tta not in TTA_MODES:
             raise ModelFileError(f"{path}: unknown test-time augmentation {self.tta!r} in its "
                                  "record; upgrade mien or re-export the model")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mien.errors import MienError
+from mien.models.loading import TTA_MODES
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -18,7 +19,6 @@ LOSSES = ("cross_entropy", "squared_hinge", "bce")
 EQUALIZE = ("none", "hist", "clahe")
 COLORS = ("gray", "rgb")
 SELECT_BY = ("accuracy", "balanced_accuracy")
-TTA_MODES = ("none", "flip")  # as mien.models.loading applies them
 # YAML / CLI spellings that are not Python identifiers.
 ALIASES = {"from": "transfer_from", "max-minutes": "max_minutes"}
 
