@@ -59,6 +59,9 @@ class CnnEmbedder:
             raise ModelFileError(f"{self.path}: SHA-256 differs from the one the head was trained "
                                  "on (the network was retrained or replaced); retrain the head")
         state, self.record = load_weights(self.path)
+        if self.record.get("members"):
+            raise ModelFileError(f"{self.path}: an ensemble has no single embedding; train the "
+                                 "head on one of its member runs")
         self.model = build_model(self.record, state, path=self.path).eval().to(device)
         if layer not in self.model.embedding_layers:
             raise ModelFileError(f"{self.path}: {self.record['arch']} has no embedding layer "

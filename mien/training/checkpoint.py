@@ -97,14 +97,21 @@ def build_model(record: Mapping, state: Mapping | None = None, *, path: str | os
     """The torch module a record describes, with `state` loaded when given."""
     from mien.models import create_model
 
-    try:
-        model = create_model(record["arch"], int(record["num_classes"]),
-                             in_channels=int(record.get("in_channels", 1)),
-                             input_size=tuple(record["input_size"]),
-                             **record.get("model_kwargs", {}))
-    except KeyError as exc:
-        raise ModelFileError(f"{path}: architecture {record['arch']!r} is unknown to this mien "
-                             f"version ({exc}); upgrade mien") from exc
+    def one(arch: str, kwargs: Mapping):
+        try:
+            return create_model(arch, int(record["num_classes"]),
+                                in_channels=int(record.get("in_channels", 1)),
+                                input_size=tuple(record["input_size"]), **kwargs)
+        except KeyError as exc:
+            raise ModelFileError(f"{path}: architecture {arch!r} is unknown to this mien "
+                                 f"version ({exc}); upgrade mien") from exc
+
+    if record.get("members"):  # an ensemble of finished runs (mien.training.ensemble)
+        from mien.models.ensemble import Ensemble
+
+        model = Ensemble([one(m["arch"], m.get("model_kwargs", {})) for m in record["members"]])
+    else:
+        model = one(record["arch"], record.get("model_kwargs", {}))
     if state is not None:
         try:
             model.load_state_dict(state)

@@ -61,7 +61,17 @@ def resolve_device(name: str) -> str:
 
 
 def _transfer_source(spec: str) -> Path:
-    """A run folder, a .safetensors file, or a shipped model's safetensors weights."""
+    """A run folder, a .safetensors file, or a shipped model's safetensors weights, holding
+    one network (not an ensemble)."""
+    src = _find_transfer_source(spec)
+    members = ckpt.read_record(src).get("members")
+    if members:
+        raise ConfigError(f"{src}: an ensemble of {len(members)} networks; --from takes one "
+                          "trained network, such as one of its member runs")
+    return src
+
+
+def _find_transfer_source(spec: str) -> Path:
     p = Path(spec)
     if p.is_dir():
         p = p / ckpt.MODEL_FILE

@@ -1,0 +1,128 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from mien.data.datasets import scan_class_folder
+from mien.errors import MienError, ModelFileError
+from mien.evaluation.evaluate import evaluate
+from mien.models.ensemble import Ensemble
+from mien.models.loading import load_classifier
+from mien.training import checkpoint as ckpt
+from mien.training.ensemble import combine_runs
+
+from .conftest import FAST, run_cli
+
+
+@pytest.fixture(scope="module")
+def second_run(stripes, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "seed1"
+    run_cli("train", stripes, *FAST, "--epochs", "2", "--seed", "1", "--out", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ensemble_run(base_run, second_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ens") / "pair"
+    result = run_cli("ensemble", base_run, second_run, "--out", out)
+    assert "ensemble" in result.output and f"written {out}" in result.output
+    return out
+
+
+def _images(stripes, n=8):
+    files = sorted(stripes.rglob("*.png"))[::5][:n]
+    return [np.asarray(Image.open(p)) for p in files]
+
+
+def test_forward_is_the_log_of_the_mean_probability():
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(4, 3), torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)]
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        got = Ensemble(members)(x)
+        mean = torch.stack([m(x).softmax(1) for m in members]).mean(0)
+    torch.testing.assert_close(got.softmax(1), mean)
+    torch.testing.assert_close(got.exp(), mean)  # already normalised: softmax leaves it alone
+    with pytest.raises(ValueError, match="at least two"):
+        Ensemble(members[:1])
+
+
+def test_ensemble_predicts_the_mean_of_its_members(ensemble_run, base_run, second_run, stripes):
+    images = _images(stripes)
+    ens = load_classifier(ensemble_run)
+    p0 = load_classifier(base_run).predict_proba(images)
+    p1 = load_classifier(second_run).predict_proba(images)
+    assert not np.allclose(p0, p1, atol=1e-3)  # two seeds: two different networks
+    np.testing.assert_allclose(ens.predict_proba(images), (p0 + p1) / 2, atol=1e-5)
+    # the torch checkpoint and the ONNX file agree
+    torch_ens = load_classifier(ensemble_run / "model.safetensors")
+    np.testing.assert_allclose(torch_ens.predict_proba(images), (p0 + p1) / 2, atol=1e-5)
+    batch = ort.InferenceSession(str(ensemble_run / "model.onnx")).get_inputs()[0].shape[0]
+    assert batch == "batch"
+
+
+def test_ensemble_folder_is_a_run_folder(ensemble_run, base_run, second_run):
+    for name in ("model.safetensors", "last.safetensors", "model.onnx", "config.yaml",
+                 "metrics.json", "confusion.png", "split.json"):
+        assert (ensemble_run / name).stat().st_size > 0, name
+    assert not list(ensemble_run.parent.glob(".*partial"))
+    record = ckpt.read_record(ensemble_run / "model.safetensors")
+    assert record["arch"] == "ensemble" and record["labels"] == ["horizontal", "vertical"]
+    assert [m["weights_from"] for m in record["members"]] == [
+        str(base_run / "model.safetensors"), str(second_run / "model.safetensors")]
+    m = json.loads((ensemble_run / "metrics.json").read_text())
+    members = [json.loads((r / "metrics.json").read_text()) for r in (base_run, second_run)]
+    assert [x["best_val_accuracy"] for x in m["members"]] == [
+        x["best_val_accuracy"] for x in members]
+    assert m["train_seconds"] == pytest.approx(sum(x["train_seconds"] for x in members), abs=0.01)
+    assert np.array(m["confusion"]).sum() == m["num_val"] == members[0]["num_val"]
+    # the figure it claims is the one evaluation measures on the same images
+    split = json.loads((ensemble_run / "split.json").read_text())
+    ds = scan_class_folder(Path(split["val_sources"][0]).parents[1])
+    val = ds.subset([ds.sources.index(s) for s in split["val_sources"]])
+    acc = evaluate(load_classifier(ensemble_run), val).metrics.accuracy
+    assert acc == pytest.approx(m["best_val_accuracy"])
+    comparison = run_cli("compare", base_run, ensemble_run).output
+    assert "pair" in comparison
+
+
+def test_bad_member_sets_give_clear_errors(base_run, second_run, tmp_path):
+    out = tmp_path / "ens"
+    with pytest.raises(MienError, match="at least two"):
+        combine_runs([base_run], out)
+    with pytest.raises(MienError, match="given twice"):
+        combine_runs([base_run, base_run], out)
+    with pytest.raises(ModelFileError, match="nowhere"):
+        combine_runs([base_run, tmp_path / "nowhere"], out)
+    # a member that reads faces differently (another input size)
+    other = tmp_path / "other"
+    shutil.copytree(second_run, other)
+    state, record = ckpt.load_weights(other / "model.safetensors")
+    record["preprocess"] = {**record["preprocess"], "input_size": [40, 40]}
+    ckpt.save_weights(other / "model.safetensors", state, record)
+    with pytest.raises(MienError, match="preprocess .* read faces the same way"):
+        combine_runs([base_run, other], out)
+    (other / "metrics.json").unlink()
+    shutil.copyfile(second_run / "model.safetensors", other / "model.safetensors")
+    with pytest.raises(ModelFileError, match="metrics.json"):
+        combine_runs([base_run, other], out)
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+    out.mkdir()
+    with pytest.raises(MienError, match="exists already"):
+        combine_runs([base_run, second_run], out)
+
+
+def test_an_ensemble_is_not_a_member_nor_a_transfer_source(ensemble_run, base_run, stripes,
+                                                            tmp_path):
+    with pytest.raises(ModelFileError, match="ensemble already"):
+        combine_runs([ensemble_run, base_run], tmp_path / "x")
+    result = run_cli("train", stripes, "--from", ensemble_run, "--epochs", "1", "--quiet",
+                     "--out", tmp_path / "ft", ok=False)
+    assert "--from takes one trained network" in str(result.exception)
+    result = run_cli("ensemble", base_run, ensemble_run, "--out", tmp_path / "y", ok=False)
+    assert "ensemble already" in str(result.exception) and not (tmp_path / "y").exists()
