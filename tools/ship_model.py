@@ -167,6 +167,13 @@ def selection_weakness(metrics: dict) -> list[str]:
     """Weights picked as the best of several epochs on the validation images themselves."""
     if metrics["best_epoch"] == metrics["epochs_run"]:
         return []
+    if "members" in metrics:  # an ensemble (mien ensemble): each member's best epoch
+        last = metrics.get("final_val_accuracy")
+        return [f"Each member's weights are those of its best epoch on the validation images "
+                f"that give the figures above (epochs {metrics['best_epoch']} of "
+                f"{metrics['epochs_run']}), so they are slightly optimistic"
+                + (f": the ensemble of the members' last epochs scored {last:.4f} accuracy."
+                   if last is not None else ".")]
     return [f"The weights are those of epoch {metrics['best_epoch']} of "
             f"{metrics['epochs_run']}, the best on the validation images that give the figures "
             f"above, so they are slightly optimistic: the last epoch scored "
@@ -174,11 +181,13 @@ def selection_weakness(metrics: dict) -> list[str]:
 
 
 def budget_weakness(metrics: dict) -> list[str]:
-    if metrics["stopped"] != "time_budget":
+    if "time_budget" not in metrics["stopped"]:
         return []
     hw = metrics.get("hardware", {})
-    return [f"Trained under a CPU time budget: {metrics['epochs_run']} epochs in "
-            f"{metrics['train_seconds'] / 60:.0f} min ({hw.get('torch_threads', '?')} torch "
+    minutes = f"{metrics['train_seconds'] / 60:.0f} min"
+    runs = (f"{len(metrics['members'])} runs of {metrics['epochs_run']} epochs, {minutes} in all"
+            if "members" in metrics else f"{metrics['epochs_run']} epochs in {minutes}")
+    return [f"Trained under a CPU time budget: {runs} ({hw.get('torch_threads', '?')} torch "
             f"thread(s) of a {hw.get('cpu_count', '?')}-core CPU); longer training may score "
             "higher."]
 

@@ -121,6 +121,19 @@ def _extras(card: Mapping[str, Any]) -> str:
     return f" ({', '.join(out)})" if out else ""
 
 
+def arch_text(record: Mapping[str, Any]) -> str:
+    """'mien-net-m', or 'ensemble of 3 mien-net-m' for an ensemble (mien.models.ensemble)."""
+    members = record.get("members")
+    if not members:
+        return record["arch"]
+    return f"ensemble of {len(members)} {' / '.join(sorted({m['arch'] for m in members}))}"
+
+
+def _each(x) -> str:
+    """An ensemble's per-member numbers joined by ' + ', a single run's as they are."""
+    return " + ".join(str(v) for v in x) if isinstance(x, list) else str(x)
+
+
 def card_text(card: Mapping[str, Any]) -> str:
     """The card as readable plain text (no markup) for `mien models show`."""
     v, t, d, s = card["validation"], card["training"], card["data"], card["split"]
@@ -139,8 +152,9 @@ def card_text(card: Mapping[str, Any]) -> str:
                                          if s.get("record_sha256") else ""),
         f"data licence  {d['licence']}",
         f"command       {card['command']}",
-        f"training      {t['seconds'] / 60:.1f} min on {t['hardware']}, {t['epochs_run']} epochs "
-        f"(weights of epoch {t.get('weights_epoch', t['best_epoch'])}, stopped: {t['stopped']})",
+        f"training      {t['seconds'] / 60:.1f} min on {t['hardware']}, {_each(t['epochs_run'])} "
+        f"epochs (weights of epoch {_each(t.get('weights_epoch', t['best_epoch']))}, stopped: "
+        f"{t['stopped']})",
         "",
         f"validation    {headline(card)}, macro-F1 {v['macro_f1']:.4f}",
         "",
@@ -221,7 +235,7 @@ def build_card(
         "size_bytes": onnx_path.stat().st_size,
         "task": record.get("task", "classify"),
         "labels": list(record["labels"]),
-        "arch": record["arch"],
+        "arch": arch_text(record),
         "parameters": parameter_count(run / "model.safetensors"),
         "input": {"size": list(pre["input_size"]), "color": pre["color"],
                   "tta": record.get("tta", "none")},

@@ -155,6 +155,7 @@ def _write_reports(out: Path, runs, weights, record, config, metrics, m, last_ac
     import yaml
 
     from mien.training.plots import plot_confusion
+
     cm = m.confusion_matrix
     plot_confusion(cm, tuple(record["labels"]), out / "confusion.png",
                    title=f"validation, ensemble of {len(runs)}")
@@ -174,8 +175,8 @@ def _write_reports(out: Path, runs, weights, record, config, metrics, m, last_ac
                                                "train_seconds")}}
                     for r, mt in zip(runs, metrics, strict=True)],
         "best_val_accuracy": m.accuracy, "best_val_balanced_accuracy": m.balanced_accuracy,
-        "final_val_accuracy": last_acc,
-        "best_epoch": [mt["best_epoch"] for mt in metrics],
+        "final_val_accuracy": last_acc,  # the ensemble of the members' last epochs
+        "best_epoch": [x["epoch"] for x in record["members"]],  # epochs of the weights used
         "epochs_run": [mt["epochs_run"] for mt in metrics],
         "stopped": ", ".join(sorted({mt["stopped"] for mt in metrics})),
         "train_seconds": round(sum(mt["train_seconds"] for mt in metrics), 3),

@@ -126,3 +126,9 @@ def test_an_ensemble_is_not_a_member_nor_a_transfer_source(ensemble_run, base_ru
     assert "--from takes one trained network" in str(result.exception)
     result = run_cli("ensemble", base_run, ensemble_run, "--out", tmp_path / "y", ok=False)
     assert "ensemble already" in str(result.exception) and not (tmp_path / "y").exists()
+
+
+def test_card_names_the_members(ensemble_run):
+    from mien.models.cards import arch_text
+
+    assert arch_text(ckpt.read_record(ensemble_run / "model.safetensors")) == "ensemble of 2 fer-a"
