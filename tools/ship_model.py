@@ -169,9 +169,10 @@ def selection_weakness(metrics: dict) -> list[str]:
         return []
     if "members" in metrics:  # an ensemble (mien ensemble): each member's best epoch
         last = metrics.get("final_val_accuracy")
+        epochs = ", ".join(f"{b} of {n}" for b, n in zip(metrics["best_epoch"],
+                                                          metrics["epochs_run"], strict=True))
         return [f"Each member's weights are those of its best epoch on the validation images "
-                f"that give the figures above (epochs {metrics['best_epoch']} of "
-                f"{metrics['epochs_run']}), so they are slightly optimistic"
+                f"that give the figures above (epochs {epochs}), so they are slightly optimistic"
                 + (f": the ensemble of the members' last epochs scored {last:.4f} accuracy."
                    if last is not None else ".")]
     return [f"The weights are those of epoch {metrics['best_epoch']} of "
@@ -185,7 +186,8 @@ def budget_weakness(metrics: dict) -> list[str]:
         return []
     hw = metrics.get("hardware", {})
     minutes = f"{metrics['train_seconds'] / 60:.0f} min"
-    runs = (f"{len(metrics['members'])} runs of {metrics['epochs_run']} epochs, {minutes} in all"
+    runs = (f"{len(metrics['members'])} runs of {', '.join(map(str, metrics['epochs_run']))} "
+            f"epochs, {minutes} in all"
             if "members" in metrics else f"{metrics['epochs_run']} epochs in {minutes}")
     return [f"Trained under a CPU time budget: {runs} ({hw.get('torch_threads', '?')} torch "
             f"thread(s) of a {hw.get('cpu_count', '?')}-core CPU); longer training may score "
