@@ -48,5 +48,6 @@ def create_app(settings: Settings | None = None, *, classifiers: Mapping | None 
                                                                          "Content-Type"])
     one = settings.max_upload_bytes + MULTIPART_OVERHEAD
     limits = {"/v1/analyze": one, "/v1/analyze/batch": one * settings.max_batch_images}
-    app.add_middleware(BodyLimit, limit=lambda path: limits.get(path.rstrip("/"), 64 * 1024))
+    app.add_middleware(BodyLimit, limit=lambda path: limits.get(path.rstrip("/"), 64 * 1024),
+                       timeout_s=settings.upload_timeout_s)
     return app

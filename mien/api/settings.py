@@ -28,6 +28,9 @@ class Settings:
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
     queue_size: int = 32  # requests allowed to wait for a worker before answering 503
     timeout_s: float = 30.0  # per request, waiting in the queue included -> 504
+    # A request body must arrive within this (-> 408): 16 MiB in 120 s needs ~1.1 Mbit/s, and a
+    # stalled or trickling client cannot hold a connection for ever.
+    upload_timeout_s: float = 120.0
     api_key: str | None = None  # when set, /v1 routes need the header X-API-Key
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers (same-origin page only)
 
@@ -39,6 +42,7 @@ class Settings:
             "workers": self.workers >= 1,
             "queue_size": self.queue_size >= 0,
             "timeout_s": self.timeout_s > 0,
+            "upload_timeout_s": self.upload_timeout_s > 0,
             "min_face": self.min_face >= 1,
         }
         for name, ok in checks.items():

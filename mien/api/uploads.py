@@ -3,6 +3,7 @@ pixel count. Each failure is an ApiError with the status a client can act on."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import warnings
 
@@ -79,10 +80,12 @@ def check_pixels(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
 
 class BodyLimit:
     """ASGI middleware: a request body over `limit(path)` bytes is refused with 413, from its
-    Content-Length when sent, else as soon as the streamed bytes pass the limit."""
+    Content-Length when sent, else as soon as the streamed bytes pass the limit; one that has
+    not fully arrived `timeout_s` after the app first asks for it is refused with 408 (a stalled
+    or trickling upload would otherwise hold its connection and worker slot for ever)."""
 
-    def __init__(self, app, limit):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit, timeout_s: float = 120.0):
+        self.app, self.limit, self.timeout_s = app, limit, timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -94,12 +97,23 @@ class BodyLimit:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             return await _too_large(send, int(length), limit)
-        seen = 0
+        seen, deadline, complete = 0, None, False
+        timeout_s = self.timeout_s
 
         async def counting_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline, complete
+            if complete:  # the body is in; later calls wait for the client to disconnect
+                return await receive()
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + timeout_s
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise ApiError(408, "request_timeout",
+                               f"the request body did not arrive within {timeout_s:g} s; send "
+                               "it again over a faster connection, or a smaller image") from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise ApiError(413, "payload_too_large",

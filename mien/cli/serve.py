@@ -18,6 +18,8 @@ def serve_command(
     timeout: Annotated[float, typer.Option(
         min=0.001, help="Seconds a request may take, waiting included, before 504.")] = 30.0,
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest image file, MiB.")] = 16,
+    upload_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a request body may take to arrive before 408.")] = 120.0,
     max_pixels: Annotated[int, typer.Option(
         min=1, help="Largest image, width x height (decompression bombs get 413).")] = 50_000_000,
     cors: Annotated[list[str] | None, typer.Option(
@@ -46,7 +48,8 @@ def serve_command(
 
     options = dict(
         detector=detector, min_face=min_face, threshold=threshold, queue_size=queue,
-        timeout_s=timeout, max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
+        timeout_s=timeout, upload_timeout_s=upload_timeout,
+        max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
         cors_origins=tuple(cors or ()),
         attributes=None if attributes is None else tuple(
             a.strip() for a in attributes.split(",") if a.strip()),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -236,3 +238,56 @@ def test_unexpected_errors_are_logged_json_500(make_app, face_photo, caplog):
     assert_error(r, 500, "internal_error")
     assert "bug in a classifier" not in r.text  # internals stay in the log
     assert any("bug in a classifier" in rec.exc_text for rec in caplog.records if rec.exc_text)
+
+
+def _call(app, receive) -> tuple[int, dict]:
+    """One POST /v1/analyze straight through the ASGI app, with the client's `receive`."""
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/analyze", "raw_path": b"/v1/analyze",
+             "query_string": b"", "root_path": "", "server": ("test", 80),
+             "client": ("test", 1), "headers": [(b"content-type", b"image/jpeg")]}
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], json.loads(body)
+
+
+@pytest.mark.parametrize("how", ["stalled", "trickling"])
+def test_an_upload_that_does_not_arrive_in_time_is_408(make_app, face_photo, how):
+    app = make_app(upload_timeout_s=0.3)
+    chunks = [face_photo[:100]] if how == "stalled" else [face_photo[i:i + 10]
+                                                         for i in range(0, 2000, 10)]
+
+    async def receive():
+        if chunks:
+            await asyncio.sleep(0 if how == "stalled" else 0.01)
+            return {"type": "http.request", "body": chunks.pop(0), "more_body": True}
+        await asyncio.sleep(3600)  # the client sends nothing more
+
+    with TestClient(app):  # the lifespan loads the models
+        t0 = time.perf_counter()
+        status, body = _call(app, receive)
+    assert status == 408 and body["error"] == "request_timeout" and "0.3 s" in body["detail"]
+    assert time.perf_counter() - t0 < 3
+
+
+def test_a_slow_upload_within_the_limit_is_analysed(make_app, face_photo):
+    app = make_app(upload_timeout_s=2.0)
+    parts = [face_photo[i:i + 4096] for i in range(0, len(face_photo), 4096)]
+    step = 0.5 / len(parts)  # half a second in all
+
+    async def receive():
+        if parts:
+            await asyncio.sleep(step)
+            return {"type": "http.request", "body": parts.pop(0), "more_body": bool(parts)}
+        await asyncio.sleep(3600)  # a client that stays connected
+        return {"type": "http.disconnect"}
+
+    with TestClient(app):
+        status, body = _call(app, receive)
+    assert status == 200 and body["faces"], body
