@@ -79,6 +79,9 @@ def train(
     repeats: Annotated[
         int | None, Opt(help="Train N seeds into RUN/seed-K and report mean/std.")
     ] = None,
+    ensemble: Annotated[bool | None, Opt(
+        "--ensemble/--no-ensemble", help="With --repeats: average the seeds into RUN/ensemble.")
+    ] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
     amp: Annotated[bool | None, Opt("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
     num_workers: Annotated[int | None, Opt(help="Threads decoding and augmenting (default auto).")

@@ -92,6 +92,9 @@ class TrainConfig:
     # --- run ---
     seed: int = 0
     repeats: int = 1  # train this many seeds (seed, seed+1, ...) into RUN/seed-K/
+    # With repeats: also average the seeds into one model, RUN/ensemble (`mien ensemble`):
+    # seeds make different mistakes, so their mean beats each of them.
+    ensemble: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto picks cuda when present
     amp: bool = True  # mixed precision on cuda (bfloat16 where supported); ignored on CPU
     num_workers: int = 0  # threads decoding and augmenting images; 0 = chosen from the CPU count
@@ -188,6 +191,8 @@ def _check(c: TrainConfig) -> None:
         raise bad("color", c.color, "choose gray or rgb")
     if isinstance(c.val, float) and not 0.0 < c.val < 1.0:
         raise bad("val", c.val, "a fraction must lie between 0 and 1 (or give a folder)")
+    if c.ensemble and c.repeats < 2:
+        raise bad("ensemble", c.ensemble, "needs repeats of 2 or more (the seeds to average)")
     for option in ("epochs", "batch_size", "repeats", "step_epochs"):
         if int(getattr(c, option)) < 1:
             raise bad(option, getattr(c, option), "must be at least 1")

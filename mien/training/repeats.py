@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 
 from mien.training.config import ConfigError, TrainConfig, save_config
 from mien.training.fit import RunResult, _preprocess_for, default_run_dir, train
+
+ENSEMBLE_DIR = "ensemble"  # RUN/ensemble: the seeds averaged, with `ensemble: true`
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +40,9 @@ class RepeatStats:
 
 def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                   echo: Callable[[str], None] = print) -> tuple[Path, RepeatStats]:
-    """Train seeds cfg.seed .. cfg.seed + repeats - 1 into RUN/seed-K/; write RUN/repeats.json.
-    Images are decoded once for all seeds; with `resume`, finished seeds are kept as they are."""
+    """Train seeds cfg.seed .. cfg.seed + repeats - 1 into RUN/seed-K/; write RUN/repeats.json
+    (and RUN/ensemble with `cfg.ensemble`). Images are decoded once for all seeds; with
+    `resume`, finished seeds are kept as they are."""
     from mien.training.data import prepare, read_split_record
 
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
@@ -62,7 +66,7 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
             record = read_split_record(run_dir / f"seed-{seeds[0]}")
             data = prepare(cfg, _preprocess_for(cfg), record)
         echo(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)})")
-        res = train(cfg.replace(seed=seed, repeats=1, out=str(sub)),
+        res = train(cfg.replace(seed=seed, repeats=1, ensemble=False, out=str(sub)),
                     resume=resume and (sub / "last.safetensors").is_file(),
                     data=data, progress=progress, echo=echo)
         if res.stopped == "interrupted":
@@ -76,4 +80,11 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
         "metric": "best_val_accuracy", "seeds": seeds, "values": accs, **asdict(stats),
         "runs": [f"seed-{s}" for s in seeds]}, indent=1))
     echo(f"validation accuracy over {stats.n} seeds: {stats.row()}")
+    if cfg.ensemble:
+        from mien.training.ensemble import combine_runs
+
+        target = run_dir / ENSEMBLE_DIR
+        shutil.rmtree(target, ignore_errors=True)  # derived from the seeds: rebuilt on resume
+        ens = combine_runs([run_dir / f"seed-{s}" for s in seeds], target, echo=echo)
+        echo(f"ensemble of {len(seeds)} seeds: val accuracy {ens.val_accuracy:.4f} -> {target}")
     return run_dir, stats

@@ -132,3 +132,19 @@ def test_card_names_the_members(ensemble_run):
     from mien.models.cards import arch_text
 
     assert arch_text(ckpt.read_record(ensemble_run / "model.safetensors")) == "ensemble of 2 fer-a"
+
+
+def test_repeats_with_ensemble_average_the_seeds(stripes, tmp_path):
+    out = tmp_path / "x2"
+    result = run_cli("train", stripes, *FAST, "--epochs", "1", "--repeats", "2", "--ensemble",
+                     "--out", out)
+    assert "ensemble of 2 seeds" in result.output
+    record = ckpt.read_record(out / "ensemble" / "model.safetensors")
+    assert [m["weights_from"] for m in record["members"]] == [
+        str(out / f"seed-{s}" / "model.safetensors") for s in (0, 1)]
+    images = _images(stripes)
+    mean = sum(load_classifier(out / f"seed-{s}").predict_proba(images) for s in (0, 1)) / 2
+    np.testing.assert_allclose(load_classifier(out / "ensemble").predict_proba(images), mean,
+                               atol=1e-5)
+    result = run_cli("train", stripes, *FAST, "--ensemble", "--out", tmp_path / "one", ok=False)
+    assert "repeats of 2 or more" in str(result.exception)
