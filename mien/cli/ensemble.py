@@ -14,6 +14,9 @@ def ensemble_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="New folder for the ensemble.")],
     weights: Annotated[str, typer.Option(
         help="best: each run's best epoch (model.safetensors); last: its last epoch.")] = "best",
+    tta: Annotated[str | None, typer.Option(
+        help="none | flip: replaces the members' test-time augmentation [default: theirs].")
+    ] = None,
 ) -> None:
     """Average the class probabilities of RUNS (e.g. one config trained with different --seed):
     more accurate than each, and as slow as all of them together. The folder works wherever a
@@ -23,7 +26,7 @@ def ensemble_command(
 
     if weights not in ("best", "last"):
         raise ConfigError(f"--weights {weights!r}: choose best or last")
-    r = combine_runs(runs, out, weights=weights, echo=typer.echo)
+    r = combine_runs(runs, out, weights=weights, tta=tta, echo=typer.echo)
     for run, acc in zip(r.members, r.member_accuracies, strict=True):
         typer.echo(f"  {str(run):<40} val accuracy {acc:.4f}")
     last = f", last-epoch weights {r.last_val_accuracy:.4f}" if r.last_val_accuracy else ""

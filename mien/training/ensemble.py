@@ -52,22 +52,27 @@ def _member(run: Path, weights: str) -> tuple[dict, dict, Path]:
     return state, record, src
 
 
-def _check_shared(records: Sequence[dict], runs: Sequence[Path]) -> None:
+def _check_shared(records: Sequence[dict], runs: Sequence[Path], tta: str | None) -> None:
     for run, rec in zip(runs[1:], records[1:], strict=True):
         for key, default in SHARED:
+            if key == "tta" and tta is not None:  # the ensemble's own choice overrides theirs
+                continue
             mine, first = rec.get(key, default), records[0].get(key, default)
             if mine != first:
                 raise ConfigError(f"{run}: {key} is {mine}, but {first} in {runs[0]}; an "
                                   "ensemble's members must read faces the same way")
 
 
-def _write_model(records, states, sources, path: Path, name: str) -> tuple[dict, dict]:
+def _write_model(records, states, sources, path: Path, name: str, tta: str | None
+                 ) -> tuple[dict, dict]:
     """Save the ensemble's safetensors (members' tensors under members.I.); (record, state)."""
     members = [{"arch": r["arch"], "model_kwargs": r.get("model_kwargs", {}),
                 "weights_from": str(src), "epoch": r.get("epoch")}
                for r, src in zip(records, sources, strict=True)]
     base = records[0]
     extra = {k: base[k] for k in ("activation", "loss", "trained_on", "tta") if k in base}
+    if tta is not None:
+        extra["tta"] = tta
     from mien.data.preprocess import Preprocess
 
     record = ckpt.model_record(arch="ensemble", labels=base["labels"],
@@ -98,10 +103,13 @@ def _validation_set(runs: Sequence[Path]):
 
 
 def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                 weights: str = "best", echo: Callable[[str], None] = print) -> EnsembleResult:
-    """Write the ensemble of `runs` (their best, or `last`, weights) to the new folder `out`."""
+                 weights: str = "best", tta: str | None = None,
+                 echo: Callable[[str], None] = print) -> EnsembleResult:
+    """Write the ensemble of `runs` (their best, or `last`, weights) to the new folder `out`.
+    `tta` ("none" or "flip") replaces the members' test-time augmentation: an ensemble gains
+    less from flipping, and every flipped view costs one more pass of every member."""
     from mien.evaluation.evaluate import evaluate
-    from mien.models.loading import OnnxClassifier, TorchClassifier
+    from mien.models.loading import TTA_MODES, OnnxClassifier, TorchClassifier
 
     runs = [Path(r) for r in runs]
     out = Path(out)
@@ -113,7 +121,9 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         raise ConfigError(f"{out}: exists already; choose a new folder")
     loaded = [_member(r, weights) for r in runs]
     states, records, sources = (list(x) for x in zip(*loaded, strict=True))
-    _check_shared(records, runs)
+    if tta is not None and tta not in TTA_MODES:
+        raise ConfigError(f"--tta {tta!r}: choose one of {', '.join(TTA_MODES)}")
+    _check_shared(records, runs, tta)
     val, config = _validation_set(runs)
     metrics = []
     for r in runs:
@@ -128,7 +138,8 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        record, state = _write_model(records, states, sources, work / ckpt.MODEL_FILE, out.name)
+        record, state = _write_model(records, states, sources, work / ckpt.MODEL_FILE, out.name,
+                                     tta)
         ckpt.export_onnx(ckpt.build_model(record, state, path=out).eval(), record,
                          work / ckpt.ONNX_FILE)
         echo(f"scoring the ensemble of {len(runs)} runs on {len(val)} validation images ...")
@@ -137,7 +148,7 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         if weights == "best" and all((r / ckpt.LAST_FILE).is_file() for r in runs):
             last = [_member(r, "last") for r in runs]
             _write_model([x[1] for x in last], [x[0] for x in last], [x[2] for x in last],
-                         work / ckpt.LAST_FILE, out.name)
+                         work / ckpt.LAST_FILE, out.name, tta)
             last_acc = evaluate(TorchClassifier(work / ckpt.LAST_FILE), val,
                                 batch_size=256).metrics.accuracy
         _write_reports(work, runs, weights, record, config, metrics, result.metrics, last_acc)

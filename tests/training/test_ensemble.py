@@ -148,3 +148,17 @@ def test_repeats_with_ensemble_average_the_seeds(stripes, tmp_path):
                                atol=1e-5)
     result = run_cli("train", stripes, *FAST, "--ensemble", "--out", tmp_path / "one", ok=False)
     assert "repeats of 2 or more" in str(result.exception)
+
+
+def test_the_ensemble_may_choose_its_own_tta(base_run, second_run, stripes, tmp_path):
+    flip = combine_runs([base_run, second_run], tmp_path / "flip", tta="flip")
+    assert ckpt.read_record(flip.run_dir / "model.safetensors")["tta"] == "flip"
+    images = _images(stripes)
+    mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
+    plain = load_classifier(tmp_path / "flip")
+    members = [load_classifier(r) for r in (base_run, second_run)]
+    assert all(m.tta == "none" for m in members)
+    mean = sum(m.predict_proba(images) + m.predict_proba(mirrored) for m in members) / 4
+    np.testing.assert_allclose(plain.predict_proba(images), mean, atol=1e-5)
+    with pytest.raises(MienError, match="choose one of"):
+        combine_runs([base_run, second_run], tmp_path / "bad", tta="rotate")
