@@ -21,15 +21,13 @@ def ensemble_command(
     """Average the class probabilities of RUNS (e.g. one config trained with different --seed):
     more accurate than each, and as slow as all of them together. The folder works wherever a
     run folder does (evaluate, analyze --model, serve, compare)."""
-    from mien.training.config import ConfigError
     from mien.training.ensemble import combine_runs
 
-    if weights not in ("best", "last"):
-        raise ConfigError(f"--weights {weights!r}: choose best or last")
     r = combine_runs(runs, out, weights=weights, tta=tta, echo=typer.echo)
     for run, acc in zip(r.members, r.member_accuracies, strict=True):
         typer.echo(f"  {str(run):<40} val accuracy {acc:.4f}")
-    last = f", last-epoch weights {r.last_val_accuracy:.4f}" if r.last_val_accuracy else ""
+    last = ("" if r.last_val_accuracy is None
+            else f", last-epoch weights {r.last_val_accuracy:.4f}")
     typer.echo(f"  {'ensemble':<40} val accuracy {r.val_accuracy:.4f} (balanced "
                f"{r.val_balanced_accuracy:.4f}{last})")
     typer.echo(f"written {r.run_dir}")

@@ -113,6 +113,10 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
 
     runs = [Path(r) for r in runs]
     out = Path(out)
+    if weights not in ("best", "last"):
+        raise ConfigError(f"--weights {weights!r}: choose best or last")
+    if tta is not None and tta not in TTA_MODES:
+        raise ConfigError(f"--tta {tta!r}: choose one of {', '.join(TTA_MODES)}")
     if len(runs) < 2:
         raise ConfigError("an ensemble needs at least two runs")
     if len({r.resolve() for r in runs}) < len(runs):
@@ -121,8 +125,6 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
         raise ConfigError(f"{out}: exists already; choose a new folder")
     loaded = [_member(r, weights) for r in runs]
     states, records, sources = (list(x) for x in zip(*loaded, strict=True))
-    if tta is not None and tta not in TTA_MODES:
-        raise ConfigError(f"--tta {tta!r}: choose one of {', '.join(TTA_MODES)}")
     _check_shared(records, runs, tta)
     val, config = _validation_set(runs)
     metrics = []
