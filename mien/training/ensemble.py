@@ -93,7 +93,9 @@ def _validation_set(runs: Sequence[Path]):
     for run in runs:
         cfg = TrainConfig.from_dict(load_config(run / "config.yaml"), source=str(run))
         _, val, _ = load_splits(cfg, read_split_record(run))
-        key = (tuple(Path(s).resolve() for s in val.sources), tuple(val.labels.tolist()))
+        # A set: links of another name, or another order, to the same files are the same set.
+        key = sorted(zip((str(Path(s).resolve()) for s in val.sources), val.labels.tolist(),
+                         strict=True))
         if first is None:
             first, ds, config = key, val, cfg
         elif key != first:

@@ -162,3 +162,23 @@ def test_the_ensemble_may_choose_its_own_tta(base_run, second_run, stripes, tmp_
     np.testing.assert_allclose(plain.predict_proba(images), mean, atol=1e-5)
     with pytest.raises(MienError, match="choose one of"):
         combine_runs([base_run, second_run], tmp_path / "bad", tta="rotate")
+
+
+def test_members_must_have_validated_on_the_same_images(stripes, base_run, tmp_path):
+    # the same val files reached through links of other names (as two built train/val trees
+    # share them) are the same set; another split of the data is not
+    files = sorted(stripes.rglob("*.png"))
+    trees = [tmp_path / "a", tmp_path / "b"]
+    for i, f in enumerate(files):
+        part = "val" if i % 4 == 0 else "train"
+        for tree, name in zip(trees, (f.name, f"z{len(files) - i:03d}.png"), strict=True):
+            (tree / part / f.parent.name).mkdir(parents=True, exist_ok=True)
+            (tree / part / f.parent.name / name).symlink_to(f)
+    runs = [tmp_path / "run-a", tmp_path / "run-b"]
+    for tree, run in zip(trees, runs, strict=True):
+        run_cli("train", tree, *FAST, "--epochs", "1", "--out", run)
+    assert combine_runs(runs, tmp_path / "ens", echo=lambda _: None).val_accuracy >= 0
+    resplit = tmp_path / "resplit"
+    run_cli("train", stripes, *FAST, "--epochs", "1", "--split-seed", "1", "--out", resplit)
+    with pytest.raises(MienError, match="validated on other images"):
+        combine_runs([base_run, resplit], tmp_path / "ens2")
