@@ -82,6 +82,9 @@ def train(
     ensemble: Annotated[bool | None, Opt(
         "--ensemble/--no-ensemble", help="With --repeats: average the seeds into RUN/ensemble.")
     ] = None,
+    ensemble_tta: Annotated[str | None, Opt(
+        help="With --ensemble: none | flip, the ensemble's test-time augmentation (default: "
+             "the members' --tta).")] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
     amp: Annotated[bool | None, Opt("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
     num_workers: Annotated[int | None, Opt(help="Threads decoding and augmenting (default auto).")

@@ -66,7 +66,8 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
             record = read_split_record(run_dir / f"seed-{seeds[0]}")
             data = prepare(cfg, _preprocess_for(cfg), record)
         echo(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)})")
-        res = train(cfg.replace(seed=seed, repeats=1, ensemble=False, out=str(sub)),
+        res = train(cfg.replace(seed=seed, repeats=1, ensemble=False, ensemble_tta=None,
+                                out=str(sub)),
                     resume=resume and (sub / "last.safetensors").is_file(),
                     data=data, progress=progress, echo=echo)
         if res.stopped == "interrupted":
@@ -85,6 +86,7 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
 
         target = run_dir / ENSEMBLE_DIR
         shutil.rmtree(target, ignore_errors=True)  # derived from the seeds: rebuilt on resume
-        ens = combine_runs([run_dir / f"seed-{s}" for s in seeds], target, echo=echo)
+        ens = combine_runs([run_dir / f"seed-{s}" for s in seeds], target, tta=cfg.ensemble_tta,
+                           echo=echo)
         echo(f"ensemble of {len(seeds)} seeds: val accuracy {ens.val_accuracy:.4f} -> {target}")
     return run_dir, stats

@@ -137,17 +137,26 @@ def test_card_names_the_members(ensemble_run):
 def test_repeats_with_ensemble_average_the_seeds(stripes, tmp_path):
     out = tmp_path / "x2"
     result = run_cli("train", stripes, *FAST, "--epochs", "1", "--repeats", "2", "--ensemble",
-                     "--out", out)
+                     "--tta", "flip", "--ensemble-tta", "none", "--out", out)
     assert "ensemble of 2 seeds" in result.output
     record = ckpt.read_record(out / "ensemble" / "model.safetensors")
     assert [m["weights_from"] for m in record["members"]] == [
         str(out / f"seed-{s}" / "model.safetensors") for s in (0, 1)]
+    # the members keep their flip; the ensemble does without, as configs/expression.yaml says
+    assert record["tta"] == "none"
+    assert all(load_classifier(out / f"seed-{s}").tta == "flip" for s in (0, 1))
     images = _images(stripes)
-    mean = sum(load_classifier(out / f"seed-{s}").predict_proba(images) for s in (0, 1)) / 2
+    members = [load_classifier(out / f"seed-{s}") for s in (0, 1)]
+    for m in members:
+        m.tta = "none"  # compare like with like: each member's single pass
+    mean = sum(m.predict_proba(images) for m in members) / 2
     np.testing.assert_allclose(load_classifier(out / "ensemble").predict_proba(images), mean,
                                atol=1e-5)
     result = run_cli("train", stripes, *FAST, "--ensemble", "--out", tmp_path / "one", ok=False)
     assert "repeats of 2 or more" in str(result.exception)
+    result = run_cli("train", stripes, *FAST, "--repeats", "2", "--ensemble-tta", "none",
+                     "--out", tmp_path / "two", ok=False)
+    assert "add ensemble: true" in str(result.exception)
 
 
 def test_the_ensemble_may_choose_its_own_tta(base_run, second_run, stripes, tmp_path):
