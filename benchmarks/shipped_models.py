@@ -11,13 +11,13 @@ Per bundled model, with ONNX Runtime on the CPU:
 - accuracy (and balanced accuracy) on the model's validation data as its card describes it,
   through `mien.evaluation.evaluate`, next to the figure the card claims.
 
-On real photos (`--photos N`, default 300): the default detector + aligner + the bundled models
-(`mien.inference.Pipeline`, as `mien analyze` runs them) over the first N GENKI-SZSL photos
-(faces mostly smiling or neutral, no attribute labels) and the 4 VOC photos: faces found, how the
-predictions spread, and how often `smile` agrees with `expression` == happy.
+On real photos (`--photos N`, default 300): the default detector (or `--detector`) + aligner +
+the bundled models (`mien.inference.Pipeline`, as `mien analyze` runs them) over the first N
+GENKI-SZSL photos (faces mostly smiling or neutral, no attribute labels) and the 4 VOC photos:
+faces found, how the predictions spread, and how often `smile` agrees with `expression` == happy.
 
     python benchmarks/shipped_models.py [--models expression,smile] [--seconds 3] [--no-accuracy]
-                                        [--photos 300]
+                                        [--photos 300] [--detector yunet]
 
 Targets of issue #7: <= 1 ms/face and >= 2,000 faces/s. Prints a table and writes JSON
 (default benchmarks/results/shipped_models.json). The machine may be shared with other jobs:
@@ -136,7 +136,7 @@ def measure(model, seconds: float, accuracy: bool) -> dict:
     return row
 
 
-def real_photos(n: int) -> dict:
+def real_photos(n: int, detector: str | None = None) -> dict:
     """Predictions of the bundled models on faces our own pipeline finds in real photos."""
     from collections import Counter
 
@@ -148,7 +148,7 @@ def real_photos(n: int) -> dict:
     voc = sorted((root / "voc_faces").glob("*.jpg"))
     if not genki:
         return {"error": f"no GENKI photos under {root}"}
-    pipe = Pipeline()
+    pipe = Pipeline(detector)
     out = {"detector": pipe.detector.name}
     for label, files in (("genki_szsl", genki), ("voc_faces", voc)):
         counts: dict[str, Counter] = {a: Counter() for a in pipe.attributes}
@@ -180,6 +180,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
     parser.add_argument("--no-accuracy", action="store_true", help="speed only")
     parser.add_argument("--photos", type=int, default=300, help="GENKI photos (0: none)")
+    parser.add_argument("--detector", default=None,
+                        help="detector for the photos (default: mien's, YuNet once fetched)")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "shipped_models.json")
     args = parser.parse_args()
@@ -217,7 +219,7 @@ def main() -> None:
         "models": rows,
     }
     if args.photos:
-        out["real_photos"] = photos = real_photos(args.photos)
+        out["real_photos"] = photos = real_photos(args.photos, args.detector)
         for label in ("genki_szsl", "voc_faces"):
             r = photos.get(label)
             if r:
