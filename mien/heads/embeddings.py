@@ -37,9 +37,9 @@ class Embedder(Protocol):
 
 def resolve_cnn(spec: str | os.PathLike) -> Path:
     """The safetensors file of a run folder, a checkpoint path or a shipped model name."""
-    from mien.training.fit import _transfer_source
+    from mien.training.fit import _find_transfer_source
 
-    return _transfer_source(str(spec))
+    return _find_transfer_source(str(spec))
 
 
 class CnnEmbedder:
@@ -48,7 +48,7 @@ class CnnEmbedder:
     def __init__(self, path: str | os.PathLike, layer: str = "pre_logits", *,
                  sha256: str | None = None, device: str = "cpu"):
         from mien.models.loading import sha256_of
-        from mien.training.checkpoint import build_model, load_weights
+        from mien.training.checkpoint import best_member, build_model, load_weights
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -59,9 +59,10 @@ class CnnEmbedder:
             raise ModelFileError(f"{self.path}: SHA-256 differs from the one the head was trained "
                                  "on (the network was retrained or replaced); retrain the head")
         state, self.record = load_weights(self.path)
-        if self.record.get("members"):
-            raise ModelFileError(f"{self.path}: an ensemble has no single embedding; train the "
-                                 "head on one of its member runs")
+        member = ""
+        if self.record.get("members"):  # an ensemble: the embedding of its best member
+            state, self.record, k = best_member(state, self.record)
+            member = f"-m{k}"
         self.model = build_model(self.record, state, path=self.path).eval().to(device)
         if layer not in self.model.embedding_layers:
             raise ModelFileError(f"{self.path}: {self.record['arch']} has no embedding layer "
@@ -70,7 +71,7 @@ class CnnEmbedder:
         self.layer = layer
         self.device = device
         self.preprocess = Preprocess.from_dict(self.record["preprocess"])
-        self.key = f"{self.sha256[:16]}-{layer}"
+        self.key = f"{self.sha256[:16]}{member}-{layer}"
 
     def embed(self, images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
         import torch

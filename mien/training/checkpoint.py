@@ -93,6 +93,20 @@ def load_weights(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
         raise ModelFileError(f"{path}: corrupt tensors ({exc}); re-train or re-export it") from exc
 
 
+def best_member(state: Mapping, record: Mapping) -> tuple[dict, dict, int]:
+    """(state, record, index) of an ensemble's member with the best recorded validation
+    accuracy (the first when none is recorded), as a checkpoint of one network."""
+    members = record["members"]
+    scores = [m.get("best_val_accuracy") or 0.0 for m in members]
+    k = max(range(len(members)), key=lambda i: scores[i])
+    prefix = f"members.{k}."
+    one = {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)}
+    rec = {key: v for key, v in record.items() if key != "members"}
+    rec.update(arch=members[k]["arch"], model_kwargs=members[k].get("model_kwargs", {}),
+               epoch=members[k].get("epoch"))
+    return one, rec, k
+
+
 def build_model(record: Mapping, state: Mapping | None = None, *, path: str | os.PathLike = "?"):
     """The torch module a record describes, with `state` loaded when given."""
     from mien.models import create_model

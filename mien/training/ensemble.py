@@ -63,12 +63,15 @@ def _check_shared(records: Sequence[dict], runs: Sequence[Path], tta: str | None
                                   "ensemble's members must read faces the same way")
 
 
-def _write_model(records, states, sources, path: Path, name: str, tta: str | None
-                 ) -> tuple[dict, dict]:
-    """Save the ensemble's safetensors (members' tensors under members.I.); (record, state)."""
+def _write_model(records, states, sources, path: Path, name: str, tta: str | None,
+                 accuracies: Sequence[float | None] | None = None) -> tuple[dict, dict]:
+    """Save the ensemble's safetensors (members' tensors under members.I.); (record, state).
+    `accuracies`: each member's best validation accuracy, recorded so that `--from` and
+    embedding heads can start from the best member."""
+    accuracies = accuracies or [None] * len(records)
     members = [{"arch": r["arch"], "model_kwargs": r.get("model_kwargs", {}),
-                "weights_from": str(src), "epoch": r.get("epoch")}
-               for r, src in zip(records, sources, strict=True)]
+                "weights_from": str(src), "epoch": r.get("epoch"), "best_val_accuracy": acc}
+               for r, src, acc in zip(records, sources, accuracies, strict=True)]
     base = records[0]
     extra = {k: base[k] for k in ("activation", "loss", "trained_on", "tta") if k in base}
     if tta is not None:
@@ -142,8 +145,9 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        record, state = _write_model(records, states, sources, work / ckpt.MODEL_FILE, out.name,
-                                     tta)
+        record, state = _write_model(
+            records, states, sources, work / ckpt.MODEL_FILE, out.name, tta,
+            [mt["best_val_accuracy"] if weights == "best" else None for mt in metrics])
         ckpt.export_onnx(ckpt.build_model(record, state, path=out).eval(), record,
                          work / ckpt.ONNX_FILE)
         echo(f"scoring the ensemble of {len(runs)} runs on {len(val)} validation images ...")

@@ -60,15 +60,20 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def _transfer_source(spec: str) -> Path:
-    """A run folder, a .safetensors file, or a shipped model's safetensors weights, holding
-    one network (not an ensemble)."""
+def _transfer_weights(spec: str, echo: Callable[[str], None] | None = None
+                      ) -> tuple[Path, dict, dict]:
+    """(file, state, record) of the network `--from` starts from: a run folder, a .safetensors
+    file or a shipped model. An ensemble (the shipped `expression` is one) gives its member with
+    the best validation accuracy: fine-tuning trains one network."""
     src = _find_transfer_source(spec)
-    members = ckpt.read_record(src).get("members")
-    if members:
-        raise ConfigError(f"{src}: an ensemble of {len(members)} networks; --from takes one "
-                          "trained network, such as one of its member runs")
-    return src
+    state, record = ckpt.load_weights(src)
+    if record.get("members"):
+        n = len(record["members"])
+        state, record, k = ckpt.best_member(state, record)
+        if echo is not None:
+            echo(f"--from {spec}: an ensemble of {n} networks; fine-tuning starts from member "
+                 f"{k + 1} ({record['arch']}), its best on validation")
+    return src, state, record
 
 
 def _find_transfer_source(spec: str) -> Path:
@@ -88,13 +93,13 @@ def _find_transfer_source(spec: str) -> Path:
                     "torch weights of that name")
 
 
-def _setup_model(cfg: TrainConfig, classes: tuple[str, ...]):
+def _setup_model(cfg: TrainConfig, classes: tuple[str, ...],
+                 echo: Callable[[str], None] | None = None):
     """The model, its preprocessing and loss kind; transferred weights when `--from` is set."""
     from mien.models import create_model, model_info
 
     if cfg.transfer_from:
-        src = _transfer_source(cfg.transfer_from)
-        state, record = ckpt.load_weights(src)
+        src, state, record = _transfer_weights(cfg.transfer_from, echo)
         if cfg.model and cfg.model != record["arch"]:
             raise ConfigError(f"--model {cfg.model!r} differs from {src}'s architecture "
                               f"{record['arch']!r}; leave --model out when using --from")
@@ -119,7 +124,8 @@ def _setup_model(cfg: TrainConfig, classes: tuple[str, ...]):
 def _preprocess_for(cfg: TrainConfig) -> Preprocess:
     """The preprocessing a run will use, known before any image is decoded."""
     if cfg.transfer_from:
-        record = ckpt.read_record(_transfer_source(cfg.transfer_from))
+        # an ensemble's members share their preprocessing, so its record's is theirs
+        record = ckpt.read_record(_find_transfer_source(cfg.transfer_from))
         return Preprocess.from_dict(record["preprocess"])
     from mien.models import model_info
 
@@ -205,7 +211,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
         raise MienError(f"{cfg.data}: no validation images; give --val FOLDER or a fraction")
 
     torch.manual_seed(cfg.seed)
-    model, pre, arch, loss_kind, head_l2 = _setup_model(cfg, data.classes)
+    model, pre, arch, loss_kind, head_l2 = _setup_model(cfg, data.classes, echo)
     cfg = cfg.replace(model=arch)
     save_config(cfg, run_dir / "config.yaml")
     if data.split_record is not None:

@@ -117,15 +117,40 @@ def test_bad_member_sets_give_clear_errors(base_run, second_run, tmp_path):
         combine_runs([base_run, second_run], out)
 
 
-def test_an_ensemble_is_not_a_member_nor_a_transfer_source(ensemble_run, base_run, stripes,
-                                                            tmp_path):
+def test_an_ensemble_is_not_a_member(ensemble_run, base_run, tmp_path):
     with pytest.raises(ModelFileError, match="ensemble already"):
         combine_runs([ensemble_run, base_run], tmp_path / "x")
-    result = run_cli("train", stripes, "--from", ensemble_run, "--epochs", "1", "--quiet",
-                     "--out", tmp_path / "ft", ok=False)
-    assert "--from takes one trained network" in str(result.exception)
     result = run_cli("ensemble", base_run, ensemble_run, "--out", tmp_path / "y", ok=False)
     assert "ensemble already" in str(result.exception) and not (tmp_path / "y").exists()
+
+
+def test_transfer_and_embeddings_start_from_the_best_member(ensemble_run, base_run, second_run,
+                                                           stripes, tmp_path):
+    from mien.heads.embeddings import CnnEmbedder
+
+    record = ckpt.read_record(ensemble_run / "model.safetensors")
+    accs = [json.loads((r / "metrics.json").read_text())["best_val_accuracy"]
+            for r in (base_run, second_run)]
+    assert [m["best_val_accuracy"] for m in record["members"]] == accs
+    k = int(np.argmax(accs))  # the first of equals
+    best = (base_run, second_run)[k]
+    state, rec = ckpt.load_weights(ensemble_run / "model.safetensors")
+    one, one_rec, index = ckpt.best_member(state, rec)
+    assert index == k and one_rec["arch"] == "fer-a" and "members" not in one_rec
+    want, _ = ckpt.load_weights(best / "model.safetensors")
+    assert one.keys() == want.keys() and all(torch.equal(one[n], want[n]) for n in want)
+
+    out = tmp_path / "ft"
+    result = run_cli("train", stripes, "--from", ensemble_run, "--epochs", "1", "--device",
+                     "cpu", "--batch-size", "8", "--out", out)
+    assert f"fine-tuning starts from member {k + 1} (fer-a)" in result.output
+    assert ckpt.read_record(out / "model.safetensors")["arch"] == "fer-a"
+
+    images = np.stack([np.asarray(Image.open(p).convert("L").resize((48, 48)))
+                       for p in sorted(stripes.rglob("*.png"))[:4]])
+    np.testing.assert_allclose(
+        CnnEmbedder(ensemble_run / "model.safetensors").embed(images),
+        CnnEmbedder(best / "model.safetensors").embed(images), atol=1e-5)
 
 
 def test_card_names_the_members(ensemble_run):
