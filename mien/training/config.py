@@ -96,6 +96,7 @@ class TrainConfig:
     # seeds make different mistakes, so their mean beats each of them.
     ensemble: bool = False
     # The ensemble's own test-time augmentation ("none" | "flip"); None keeps the members' tta.
+    # Ignored without `ensemble`, so `--seed K --repeats 1 --no-ensemble` trains one member.
     # Each flipped view costs one more pass of every member, and averaging seeds already gains
     # most of what flipping does.
     ensemble_tta: str | None = None
@@ -214,9 +215,6 @@ def _check(c: TrainConfig) -> None:
         raise bad("tta", c.tta, f"choose one of {', '.join(TTA_MODES)}")
     if c.ensemble_tta is not None and c.ensemble_tta not in TTA_MODES:
         raise bad("ensemble_tta", c.ensemble_tta, f"choose one of {', '.join(TTA_MODES)}")
-    if c.ensemble_tta is not None and not c.ensemble:
-        raise bad("ensemble_tta", c.ensemble_tta, "applies to the ensemble: add ensemble: true "
-                  "(--ensemble) and repeats of 2 or more")
     if not 0.0 <= c.label_smoothing < 1.0:
         raise bad("label_smoothing", c.label_smoothing, "choose a value in [0, 1)")
     if not 0.0 <= c.blur <= 1.0:

@@ -179,9 +179,9 @@ def test_repeats_with_ensemble_average_the_seeds(stripes, tmp_path):
                                atol=1e-5)
     result = run_cli("train", stripes, *FAST, "--ensemble", "--out", tmp_path / "one", ok=False)
     assert "repeats of 2 or more" in str(result.exception)
-    result = run_cli("train", stripes, *FAST, "--repeats", "2", "--ensemble-tta", "none",
-                     "--out", tmp_path / "two", ok=False)
-    assert "add ensemble: true" in str(result.exception)
+    result = run_cli("train", stripes, *FAST, "--epochs", "1", "--repeats", "2", "--ensemble",
+                     "--ensemble-tta", "rotate", "--out", tmp_path / "two", ok=False)
+    assert "ensemble_tta 'rotate'" in str(result.exception)
 
 
 def test_the_ensemble_may_choose_its_own_tta(base_run, second_run, stripes, tmp_path):
