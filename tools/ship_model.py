@@ -37,9 +37,9 @@ INFO = {
         "command": ("mien train --config configs/expression.yaml --out runs/expression "
                     "(seeds 0-4 into runs/expression/seed-K, then runs/expression/ensemble). "
                     "The shipped members were five such runs made one at a time, "
-                    "`--seed K --repeats 1 --no-ensemble`, two side by side, then `mien ensemble ... --tta "
-                    "none`: seed 0 with --max-minutes 100, seeds 1 and 2 95 and 92, seeds 3 "
-                    "and 4 88"),
+                    "`--seed K --repeats 1 --no-ensemble`, two side by side, then "
+                    "`mien ensemble ... --tta none`: seed 0 with --max-minutes 100, "
+                    "seeds 1 and 2 95 and 92, seeds 3 and 4 88"),
         "intended_use": ("Rough expression of faces in photos and video for aggregate analysis "
                          "(e.g. share of happy faces), research and demos. Not for decisions "
                          "about individuals, emotion 'reading', hiring, policing or health."),
