@@ -30,14 +30,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def scores(y: np.ndarray, pred: np.ndarray, n_classes: int) -> dict:
-    from mien.evaluation.metrics import accuracy, balanced_accuracy, confusion_matrix
+def scores(y: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict:
+    from mien.evaluation.metrics import classification_metrics
 
     if len(y) == 0:
         return {"n": 0}
-    cm = confusion_matrix(y, pred, n_classes)
-    return {"n": int(len(y)), "accuracy": round(accuracy(y, pred), 4),
-            "balanced_accuracy": round(balanced_accuracy(cm), 4)}
+    m = classification_metrics(y, pred, labels)
+    return {"n": m.n, "accuracy": round(m.accuracy, 4),
+            "balanced_accuracy": round(m.balanced_accuracy, 4)}
 
 
 def measure(name: str, detector: str | None, limit: int | None) -> dict:
@@ -72,9 +72,9 @@ def measure(name: str, detector: str | None, limit: int | None) -> dict:
         "model": name, "detector": pipe.detector.name, "images": n,
         "validation": card["data"].get("validation_name"),
         "faces_found": int(found.sum()), "found_rate": round(float(found.mean()), 4),
-        "pipeline_on_found": scores(y[found], pred[found], len(labels)),
-        "card_crop_on_found": scores(y[found], direct[found], len(labels)),
-        "card_crop_on_all": scores(y, direct, len(labels)),
+        "pipeline_on_found": scores(y[found], pred[found], labels),
+        "card_crop_on_found": scores(y[found], direct[found], labels),
+        "card_crop_on_all": scores(y, direct, labels),
         "seconds": round(seconds, 1),
     }
 
