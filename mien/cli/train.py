@@ -23,6 +23,9 @@ def train(
     val: Annotated[
         str | None, Opt(help="Validation folder, or a fraction of DATA such as 0.1.")
     ] = None,
+    attribute: Annotated[
+        str | None, Opt(help="CelebA folder: the attribute to classify, e.g. Eyeglasses.")
+    ] = None,
     config: Annotated[
         Path | None, Opt("--config", "-c", help="YAML file of options; options given here win.")
     ] = None,
@@ -46,6 +49,9 @@ def train(
     last_layer_l2: Annotated[float | None, Opt(
         help="c * sum(w^2) of the output layer added to the loss (default the model's).")] = None,
     class_weights: Annotated[str | None, Opt(help="none | balanced")] = None,
+    aux_attributes: Annotated[str | None, Opt(
+        help="CelebA data: also learn these attributes (all | Male,Wearing_Hat,...).")] = None,
+    aux_weight: Annotated[float | None, Opt(help="Weight of that auxiliary loss (0.5).")] = None,
     augment: Annotated[bool | None, Opt(
         "--augment/--no-augment", help="All augmentation on/off (default on).")] = None,
     flip: Annotated[bool | None, Opt("--flip/--no-flip", help="Random left-right flips.")] = None,
@@ -56,6 +62,10 @@ def train(
     contrast: Annotated[float | None, Opt(help="Contrast factor in [1 - c, 1 + c].")] = None,
     blur: Annotated[float | None, Opt(help="Probability of a random Gaussian blur.")] = None,
     scale_shift: Annotated[float | None, Opt(help="Max zoom change and shift, fractions.")] = None,
+    gamma: Annotated[float | None, Opt(help="Random gamma in [1/(1+g), 1+g] (skin, exposure).")
+                     ] = None,
+    grayscale: Annotated[float | None, Opt(help="Probability of a gray copy of an RGB image.")
+                         ] = None,
     mirror_double: Annotated[
         bool | None, Opt("--mirror-double/--no-mirror-double", "--mirror/--no-mirror",
                          help="Add the mirror of every training image (heads: its embedding).")

@@ -7,6 +7,7 @@ Layout: `ROOT/list_attr_celeba.txt` (line 1: image count, line 2: attribute name
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,32 @@ def open_celeba(root: str | os.PathLike, attribute: str = "Eyeglasses") -> Image
     labels = (values[:, col] == 1).astype(np.int64)
     sources = [str(images / f) for f in files]
     return ImageDataset((f"no_{attr}", attr), sources, labels, name=f"celeba-{attr}")
+
+
+def attribute_targets(root: str | os.PathLike, sources: Sequence[str], exclude: str,
+                      names: str = "all") -> tuple[tuple[str, ...], np.ndarray]:
+    """Attribute names and a float32 (len(sources), K) table of 0 / 1 for the CelebA images
+    `sources` (paths into ROOT's image folder): every attribute but `exclude` ("all"), or those
+    named in the comma list `names`. Auxiliary targets for multi-task training."""
+    table = Path(root) / ATTR_FILE
+    all_names, files, values = read_attribute_table(table)
+    lookup = {n.lower(): i for i, n in enumerate(all_names)}
+    if names.strip().lower() == "all":
+        wanted = [n for n in all_names if n.lower() != exclude.lower()]
+    else:
+        wanted = [n.strip() for n in names.split(",") if n.strip()]
+        unknown = [n for n in wanted if n.lower() not in lookup]
+        if unknown:
+            raise DatasetError(f"{table}: no attribute {unknown[0]!r}; choose among "
+                               f"{', '.join(all_names)} or 'all'")
+        if any(n.lower() == exclude.lower() for n in wanted):
+            raise DatasetError(f"aux_attributes: {exclude} is the attribute trained; leave it out")
+    cols = [lookup[n.lower()] for n in wanted]
+    row_of = {f: i for i, f in enumerate(files)}
+    try:
+        rows = [row_of[Path(s).name] for s in sources]
+    except KeyError as exc:
+        raise DatasetError(f"{table}: no row for image {exc.args[0]}; is it from this "
+                           "CelebA folder?") from exc
+    targets = (values[np.asarray(rows, dtype=np.int64)][:, cols] == 1).astype(np.float32)
+    return tuple(all_names[c] for c in cols), targets

@@ -131,6 +131,13 @@ def adjust_contrast(img: np.ndarray, factor: float) -> np.ndarray:
     return np.clip((x - mean) * factor + mean + 0.5, 0, 255).astype(np.uint8)
 
 
+def adjust_gamma(img: np.ndarray, gamma: float) -> np.ndarray:
+    """Map each grey level v to 255 * (v / 255) ** gamma: above 1 darkens the mid-tones (skin)
+    while black and white stay, below 1 lightens them."""
+    lut = np.clip(255.0 * (np.arange(256) / 255.0) ** gamma + 0.5, 0, 255).astype(np.uint8)
+    return lut[img]
+
+
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     import cv2
 
@@ -273,6 +280,19 @@ class Contrast(Transform):
 
     def apply(self, img, factor):
         return adjust_contrast(img, factor)
+
+
+@dataclass
+class RandomGamma(Transform):
+    max_log: float = 0.5  # gamma = exp(u), u uniform in [-max_log, max_log]
+    p: float = 1.0
+    seed: int | None = None
+
+    def params(self, rng, img):
+        return {"gamma": float(np.exp(rng.uniform(-self.max_log, self.max_log)))}
+
+    def apply(self, img, gamma):
+        return adjust_gamma(img, gamma)
 
 
 @dataclass

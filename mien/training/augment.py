@@ -31,6 +31,10 @@ def build_augmentation(cfg: TrainConfig, input_size: tuple[int, int]) -> T.Compo
         steps.append(T.Brightness(max_delta=cfg.brightness * 255.0))
     if cfg.contrast:
         steps.append(T.Contrast(factor=(1 - cfg.contrast, 1 + cfg.contrast)))
+    if cfg.gamma:
+        steps.append(T.RandomGamma(max_log=float(np.log1p(cfg.gamma))))
+    if cfg.grayscale:
+        steps.append(T.RandomGrayscale(p=cfg.grayscale))
     return T.Compose(steps) if steps else None
 
 

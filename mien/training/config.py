@@ -78,6 +78,12 @@ class TrainConfig:
     # in the reports' SVM-like heads (Tang 2013); None: the architecture's own value.
     last_layer_l2: float | None = None
 
+    # Multi-task training on a CelebA folder: also predict these of its 40 attributes ("all":
+    # all but `attribute`) from the embedding, through a head dropped after training. Naming
+    # hats, age, skin and gender keeps them from passing for the attribute trained.
+    aux_attributes: str | None = None
+    aux_weight: float = 0.5  # the auxiliary loss (mean BCE over its attributes) is scaled by this
+
     # --- augmentation (training only, before preprocessing) ---
     augment: bool = True  # master switch for the toggles below
     flip: bool = True  # horizontal flip; faces are near-symmetric
@@ -87,6 +93,10 @@ class TrainConfig:
     contrast: float = 0.2  # contrast factor drawn from [1 - this, 1 + this]
     blur: float = 0.0  # probability of a Gaussian blur (sigma 0.1..1.5)
     scale_shift: float = 0.0  # max zoom change and shift, as fractions of the size
+    # Gamma drawn log-uniformly from [1 / (1 + this), 1 + this]: lighter and darker skin and
+    # exposure, so darkness alone cannot stand for a class (sunglasses, say); 0 = off.
+    gamma: float = 0.0
+    grayscale: float = 0.0  # probability of turning an RGB image gray (kept as 3 channels)
     mirror_double: bool = False  # add the mirror of every training image (doubles the epoch)
 
     # --- run ---
@@ -205,8 +215,8 @@ def _check(c: TrainConfig) -> None:
         if not getattr(c, option) > 0:
             raise bad(option, getattr(c, option), "must be positive")
     for option in ("weight_decay", "warmup_epochs", "patience", "rotate", "crop", "brightness",
-                   "contrast", "scale_shift", "num_workers", "threads", "blur_sigma",
-                   "train_blur_sigma"):
+                   "contrast", "scale_shift", "gamma", "aux_weight", "num_workers", "threads",
+                   "blur_sigma", "train_blur_sigma"):
         if getattr(c, option) is not None and getattr(c, option) < 0:
             raise bad(option, getattr(c, option), "must be 0 or more")
     if c.select not in SELECT_BY:
@@ -217,12 +227,16 @@ def _check(c: TrainConfig) -> None:
         raise bad("ensemble_tta", c.ensemble_tta, f"choose one of {', '.join(TTA_MODES)}")
     if not 0.0 <= c.label_smoothing < 1.0:
         raise bad("label_smoothing", c.label_smoothing, "choose a value in [0, 1)")
-    if not 0.0 <= c.blur <= 1.0:
-        raise bad("blur", c.blur, "is a probability in [0, 1]")
+    for option in ("blur", "grayscale"):
+        if not 0.0 <= getattr(c, option) <= 1.0:
+            raise bad(option, getattr(c, option), "is a probability in [0, 1]")
     if c.crop >= 0.5:
         raise bad("crop", c.crop, "crop away less than half of the height and width")
     if c.max_minutes is not None and not c.max_minutes > 0:
         raise bad("max_minutes", c.max_minutes, "must be positive")
+    if c.aux_attributes and not c.attribute:
+        raise bad("aux_attributes", c.aux_attributes, "needs CelebA data and `attribute` (the "
+                  "attribute trained); drop it for other data")
     if c.freeze and not c.transfer_from:
         raise ConfigError("--freeze needs --from RUN_OR_MODEL: there is no trained backbone "
                           "to keep")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mien.data import celeba
 from mien.data.datasets import (
     ImageDataset,
     LabelSpec,
@@ -35,6 +36,9 @@ class TrainData:
     val_y: np.ndarray
     split_record: dict | None  # how `data` was split into train/val, when it was
     skipped: tuple[str, ...]  # "file: reason" for every unreadable image left out
+    # Multi-task targets (CelebA's other attributes): float32 (N, K) of 0 / 1 per training image.
+    aux_names: tuple[str, ...] = ()
+    train_aux: np.ndarray | None = None
 
 
 def load_splits(cfg: TrainConfig, split_record: dict | None = None
@@ -75,6 +79,13 @@ def decode(ds: ImageDataset, pre: Preprocess, *, strict: bool = False, workers: 
     """uint8 images at `pre`'s size and colour, their labels and the files skipped. Equalization
     and blur are left to `pre` at batch time: they follow augmentation as they follow detection
     at inference."""
+    images, keep, skipped = _decode_rows(ds, pre, strict=strict, workers=workers)
+    return images, ds.labels[keep], skipped
+
+
+def _decode_rows(ds: ImageDataset, pre: Preprocess, *, strict: bool, workers: int
+                 ) -> tuple[np.ndarray, list[int], list[str]]:
+    """decode's images, with the indices into `ds` of those that could be read."""
     resize = dataclasses.replace(pre, equalize="none", blur_sigma=0.0)
 
     def one(i: int):
@@ -92,15 +103,22 @@ def decode(ds: ImageDataset, pre: Preprocess, *, strict: bool = False, workers: 
     skipped = [err for _, err in results if err is not None]
     if not keep:
         raise DatasetError(f"{ds.name or 'dataset'}: none of its {len(ds)} images could be read")
-    return np.stack([results[i][0] for i in keep]), ds.labels[keep], skipped
+    return np.stack([results[i][0] for i in keep]), keep, skipped
 
 
 def prepare(cfg: TrainConfig, pre: Preprocess, split_record: dict | None = None) -> TrainData:
     train, val, record = load_splits(cfg, split_record)
     workers = cfg.num_workers
-    tx, ty, tskip = decode(train, pre, strict=cfg.strict, workers=workers)
+    aux_names, aux = (), None
+    if cfg.aux_attributes:  # checked before the long decode
+        aux_names, aux = celeba.attribute_targets(cfg.data, train.sources, cfg.attribute,
+                                                  cfg.aux_attributes)
+    tx, keep, tskip = _decode_rows(train, pre, strict=cfg.strict, workers=workers)
     vx, vy, vskip = decode(val, pre, strict=cfg.strict, workers=workers)
-    return TrainData(train.classes, tx, ty, vx, vy, record, tuple(tskip + vskip))
+    if aux is not None:
+        aux = aux[keep]
+    return TrainData(train.classes, tx, train.labels[keep], vx, vy, record,
+                     tuple(tskip + vskip), aux_names, aux)
 
 
 def read_split_record(run_dir: str | os.PathLike) -> dict | None:

@@ -32,6 +32,7 @@ from mien.training.data import TrainData, prepare, read_split_record
 
 log = logging.getLogger(__name__)
 VAL_BATCH = 256
+AUX_FILE = "aux_head.safetensors"  # the multi-task head, for --resume only
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,9 +257,11 @@ class _Run:
             for p in model.backbone_parameters():
                 p.requires_grad_(False)
 
-        self.train_x, self.train_y = data.train_x, data.train_y
+        self.train_x, self.train_y, self.train_aux = data.train_x, data.train_y, data.train_aux
         if cfg.mirror_double:
             self.train_x, self.train_y = add_mirrored(self.train_x, self.train_y)
+            if self.train_aux is not None:  # a mirror keeps every attribute
+                self.train_aux = np.concatenate([self.train_aux, self.train_aux])
         self.pipeline = build_augmentation(cfg, pre.input_size)
         self.loss_fn = make_loss(loss_kind, label_smoothing=cfg.label_smoothing,
                                  weights=class_weights(self.train_y, len(data.classes),
@@ -266,6 +269,13 @@ class _Run:
         # Keras-style kernel_regularizer: L2 on the output layer's weights only (model_info).
         self.head_l2, self.head_weights = head_l2, [model.classifier.weight]
         self.optimizer = make_optimizer(cfg, model, transfer=bool(cfg.transfer_from))
+        self.aux_head = None
+        if data.train_aux is not None:  # multi-task: a linear head on the embedding, not shipped
+            self.aux_head = torch.nn.Linear(model.classifier.in_features,
+                                            data.train_aux.shape[1]).to(device)
+            self.optimizer.add_param_group({"params": list(self.aux_head.parameters()),
+                                            "lr": cfg.lr, "name": "aux"})
+            self.aux_loss = torch.nn.BCEWithLogitsLoss()
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.steps_per_epoch = max(1, -(-len(self.train_y) // cfg.batch_size))
         self.prep_threads = cfg.num_workers or min(4, os.cpu_count() or 1)
@@ -291,6 +301,10 @@ class _Run:
         state, _ = ckpt.load_weights(self.run_dir / ckpt.LAST_FILE)
         self.model.load_state_dict(state)
         self.loop = ckpt.load_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer)
+        if self.aux_head is not None:
+            from safetensors.torch import load_file
+
+            self.aux_head.load_state_dict(load_file(str(self.run_dir / AUX_FILE)))
         if (self.run_dir / ckpt.MODEL_FILE).is_file():
             self.best_state = ckpt.load_weights(self.run_dir / ckpt.MODEL_FILE)[0]
         self.echo(f"resuming {self.run_dir} after epoch {self.loop['epoch']}")
@@ -314,7 +328,8 @@ class _Run:
             idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
             rng = np.random.default_rng([cfg.seed, epoch, i])
             x = self._input(augment_batch(self.train_x[idx], self.pipeline, rng), self.train_pre)
-            return x, torch.from_numpy(self.train_y[idx])
+            aux = None if self.aux_head is None else torch.from_numpy(self.train_aux[idx])
+            return x, torch.from_numpy(self.train_y[idx]), aux
 
         with ThreadPoolExecutor(max_workers=self.prep_threads) as pool:
             ahead = [pool.submit(make, i) for i in range(min(self.prep_threads + 1, n))]
@@ -370,7 +385,7 @@ class _Run:
         seen, t0 = 0, time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", self.progress)
         try:
-            for step, (x, y) in enumerate(self._batches(epoch)):
+            for step, (x, y, aux) in enumerate(self._batches(epoch)):
                 global_step = (epoch - 1) * self.steps_per_epoch + step
                 spent = (time.perf_counter() - self.t_start) / self.budget if self.budget else None
                 factor = lr_factor(global_step, self.steps_per_epoch, cfg, spent)
@@ -378,8 +393,14 @@ class _Run:
                     g["lr"] = base * factor
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 with self._autocast():
-                    logits = model(x)
-                    loss = self.loss_fn(logits, y)
+                    if aux is None:
+                        logits = model(x)
+                        loss = self.loss_fn(logits, y)
+                    else:
+                        emb = model.forward_head(model.forward_features(x), pre_logits=True)
+                        logits = model.classifier(emb)
+                        loss = self.loss_fn(logits, y) + self.cfg.aux_weight * self.aux_loss(
+                            self.aux_head(emb.flatten(1)).float(), aux.to(self.device))
                     if self.head_l2:
                         loss = loss + self.head_l2 * sum((w.float() ** 2).sum()
                                                          for w in self.head_weights)
@@ -408,6 +429,9 @@ class _Run:
     def save_last(self) -> None:
         ckpt.save_weights(self.run_dir / ckpt.LAST_FILE, self.model.state_dict(),
                           {**self.record, "epoch": self.loop["epoch"]})
+        if self.aux_head is not None:
+            ckpt.save_weights(self.run_dir / AUX_FILE, self.aux_head.state_dict(),
+                              {"aux_attributes": list(self.data.aux_names)})
         ckpt.save_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer, self.loop)
 
     def fit(self) -> str:
@@ -494,6 +518,8 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
         "num_train": int(len(data.train_y)), "num_val": int(len(data.val_y)),
         "skipped": list(data.skipped), "hardware": _hardware(device), "history": loop["history"],
     }
+    if data.aux_names:
+        metrics["aux_attributes"] = list(data.aux_names)
     if best_pred is not None:
         cm = np.zeros((k, k), dtype=np.int64)
         np.add.at(cm, (data.val_y, best_pred), 1)

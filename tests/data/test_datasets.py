@@ -278,6 +278,25 @@ def test_celeba_generated_and_errors(tmp_path):
         open_dataset(tmp_path / "plain", attribute="Eyeglasses")
 
 
+def test_celeba_attribute_targets(tmp_path):
+    from mien.data.celeba import attribute_targets
+
+    root = _celeba(tmp_path / "c", ["2", "Smiling Eyeglasses Male", "1.jpg 1 -1 -1",
+                                    "2.jpg -1 1 1"])
+    sources = [str(root / "img_align_celeba" / n) for n in ("2.jpg", "1.jpg")]
+    names, t = attribute_targets(root, sources, exclude="eyeglasses")
+    assert names == ("Smiling", "Male") and t.dtype == np.float32
+    assert t.tolist() == [[0, 1], [1, 0]]  # rows follow `sources`, not the table
+    names, t = attribute_targets(root, sources[:1], exclude="Eyeglasses", names="male")
+    assert names == ("Male",) and t.tolist() == [[1]]
+    with pytest.raises(DatasetError, match="no attribute 'Hat'.*Smiling"):
+        attribute_targets(root, sources, exclude="Eyeglasses", names="Male,Hat")
+    with pytest.raises(DatasetError, match="Eyeglasses is the attribute trained"):
+        attribute_targets(root, sources, exclude="Eyeglasses", names="Eyeglasses")
+    with pytest.raises(DatasetError, match="no row for image 9.jpg"):
+        attribute_targets(root, [str(root / "img_align_celeba" / "9.jpg")], exclude="Male")
+
+
 def test_shared_fer2013_folders(shared_data):
     splits = open_dataset(shared_data / "fer2013")
     assert len(splits["train"]) == 28709 and len(splits["val"]) == 3589

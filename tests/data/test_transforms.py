@@ -151,6 +151,19 @@ def test_blur_smooths_and_grayscale_equalizes_channels():
     assert np.array_equal(T.RandomGrayscale(p=1.0)(gray), gray)
 
 
+def test_gamma_moves_mid_tones_and_keeps_black_and_white():
+    img = np.array([[0, 64, 128, 192, 255]], np.uint8)
+    assert np.array_equal(T.adjust_gamma(img, 1.0), img)
+    dark, light = T.adjust_gamma(img, 2.0), T.adjust_gamma(img, 0.5)
+    assert dark[0, 2] == 64 and light[0, 2] == 181  # 255 * 0.502 ** 2, ** 0.5
+    assert (dark[0, [0, 4]] == [0, 255]).all() and (light[0, [0, 4]] == [0, 255]).all()
+    assert (dark[0, 1:4] < img[0, 1:4]).all() and (light[0, 1:4] > img[0, 1:4]).all()
+    rgb = _rgb(8, 8)
+    drawn = [T.RandomGamma(max_log=np.log(2.0))(rgb, np.random.default_rng(s)) for s in range(20)]
+    means = [d.mean() for d in drawn]
+    assert drawn[0].shape == rgb.shape and min(means) < rgb.mean() < max(means)
+
+
 def _pipeline(seed=None):
     return T.Compose(
         [

@@ -18,6 +18,10 @@ def test_pipeline_follows_the_toggles():
     kinds = [type(t) for t in pipe.transforms]
     assert kinds == [T.HorizontalFlip, T.RandomCrop, T.Resize]
     assert pipe.transforms[1].size == (18, 18)  # a quarter of each side cropped away
+    pipe = build_augmentation(none.replace(gamma=1.0, grayscale=0.2), (24, 24))
+    assert [type(t) for t in pipe.transforms] == [T.RandomGamma, T.RandomGrayscale]
+    assert np.isclose(np.exp(pipe.transforms[0].max_log), 2.0)  # gamma in [1/2, 2]
+    assert pipe.transforms[1].p == 0.2
 
 
 def test_augmentation_is_seeded_and_keeps_shape():

@@ -38,6 +38,9 @@ def test_val_folder_stays_a_path():
     ({"tta": "rotate"}, "tta"),
     ({"select": "f1"}, "select"),
     ({"train_blur_sigma": -1.0}, "train_blur_sigma"),
+    ({"gamma": -0.5}, "gamma"),
+    ({"grayscale": 1.5}, "grayscale"),
+    ({"aux_weight": -1.0}, "aux_weight"),
 ])
 def test_bad_values_name_the_option(options, word):
     with pytest.raises(ConfigError, match=word):

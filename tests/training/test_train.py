@@ -303,3 +303,45 @@ def test_set_inference_tool_changes_blur_and_tta_of_a_finished_run(base_run, tmp
     bad = subprocess.run([sys.executable, str(tool), str(base_run), str(tmp_path / "x")],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "nothing to change" in bad.stderr
+
+
+def _celeba_squares(root, n=40):
+    """A CelebA folder: Eyeglasses = bright image, Male = bright left half, Smiling = random."""
+    rng = np.random.default_rng(0)
+    (root / "img_align_celeba").mkdir(parents=True)
+    lines = [str(n), "Smiling Eyeglasses Male"]
+    for i in range(n):
+        glasses, male, smiling = i % 2, (i // 2) % 2, int(rng.integers(2))
+        img = np.full((24, 24, 3), 60 + 120 * glasses, np.uint8)
+        img[:, :12] += np.uint8(60 * male)
+        Image.fromarray(img).save(root / "img_align_celeba" / f"{i:06d}.jpg")
+        values = " ".join("1" if v else "-1" for v in (smiling, glasses, male))
+        lines.append(f"{i:06d}.jpg {values}")
+    (root / "list_attr_celeba.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_aux_attributes_train_a_second_head_that_is_not_shipped(stripes, tmp_path):
+    from safetensors.torch import load_file
+
+    root = _celeba_squares(tmp_path / "celeba")
+    out = tmp_path / "aux"
+    run_cli("train", root, "--attribute", "Eyeglasses", "--aux-attributes", "all", "--val",
+            "0.25", *FAST, "--epochs", "2", "--out", out)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["aux_attributes"] == ["Smiling", "Male"] and m["classes"] == ["no_eyeglasses",
+                                                                          "eyeglasses"]
+    aux = load_file(str(out / "aux_head.safetensors"))
+    assert aux["weight"].shape[0] == 2
+    state, _ = load_weights(out / "model.safetensors")
+    assert not any(k.startswith("aux") for k in state)  # the shipped network has one head
+    clf = load_classifier(out / "model.onnx")
+    assert clf.predict_proba(_images(root / "img_align_celeba", 0) or
+                             [np.zeros((24, 24, 3), np.uint8)]).shape == (1, 2)
+    run_cli("train", "--resume", out, "--epochs", "3", "--quiet")
+    m = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in m["history"]] == [1, 2, 3]
+
+    bad = run_cli("train", stripes, "--aux-attributes", "all", *FAST, "--epochs", "1",
+                  "--out", tmp_path / "bad", ok=False)
+    assert bad.exit_code != 0 and "needs CelebA data and `attribute`" in str(bad.exception)

@@ -1,0 +1,129 @@
+"""Eyeglasses on ordinary photos: glasses models through `mien analyze`'s own pipeline on 390
+GENKI-SZSL photos we labelled by eye (benchmarks/labels/genki_eyeglasses.csv; 36 wear glasses or
+sunglasses). CelebA's held-out figure says how a model does on celebrity photos aligned the
+CelebA way; this says how it does on webcam and snapshot faces our detector crops.
+
+Each photo is detected once; the face that overlaps GENKI's own box best (IoU >= 0.3) is
+cropped, aligned and framed as `mien analyze` does, and every model answers on that same crop.
+
+    python benchmarks/genki_glasses.py [--models glasses,runs/glasses-new] [--detector yunet]
+
+MODELS: bundled names, run folders or .onnx files (default: the bundled `glasses`). Prints a
+table and writes JSON (default benchmarks/results/genki_glasses.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LABELS = ROOT / "benchmarks/labels/genki_eyeglasses.csv"
+POSITIVE = "eyeglasses"
+
+
+def read_labels(path: Path = LABELS) -> dict[str, int]:
+    with open(path) as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return {r["file"]: int(r["eyeglasses"]) for r in rows}
+
+
+def genki_boxes(genki: Path) -> dict[str, tuple[float, float, float, float]]:
+    """file name -> GENKI's face box (x1, y1, x2, y2) from its centre-and-size label lines."""
+    files = sorted(p.name for p in (genki / "files").glob("*.jpg"))
+    lines = [ln.split() for ln in (genki / "GENKI-SZSL_labels.txt").read_text().splitlines()
+             if ln.strip()]
+    out = {}
+    for name, (cx, cy, size) in zip(files, lines, strict=True):
+        h = float(size) / 2
+        out[name] = (float(cx) - h, float(cy) - h, float(cx) + h, float(cy) + h)
+    return out
+
+
+def face_crops(genki: Path, labels: dict[str, int], detector: str | None):
+    """(files, crops, detector name): the pipeline's crop of the face at GENKI's box, or None."""
+    from mien.data.io import read_image
+    from mien.detection import create_detector
+    from mien.inference.align import DEFAULT_MARGIN, crop_face
+    from mien.types import Box
+
+    boxes = genki_boxes(genki)
+    det = create_detector(detector)
+    files, crops = sorted(labels), []
+    for name in files:
+        image = read_image(genki / "files" / name, "rgb")
+        truth = Box(*boxes[name])
+        best = max(det.detect(image), key=lambda f: f.box.iou(truth), default=None)
+        ok = best is not None and best.box.iou(truth) >= 0.3
+        crops.append(crop_face(image, best, DEFAULT_MARGIN, align=True) if ok else None)
+    return files, crops, det.name
+
+
+def score(y: np.ndarray, p_pos: np.ndarray) -> dict:
+    pred = (p_pos >= 0.5).astype(int)
+    tpr = float((pred[y == 1] == 1).mean())
+    tnr = float((pred[y == 0] == 0).mean())
+    return {"n": int(len(y)), "positives": int(y.sum()),
+            "accuracy": round(float((pred == y).mean()), 4),
+            "balanced_accuracy": round((tpr + tnr) / 2, 4), "recall": round(tpr, 4),
+            "false_alarm_rate": round(1 - tnr, 4),
+            "false_alarms": int(((pred == 1) & (y == 0)).sum()),
+            "misses": int(((pred == 0) & (y == 1)).sum())}
+
+
+def main() -> None:
+    from mien.models.loading import load_classifier
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="glasses", help="comma-separated models")
+    parser.add_argument("--detector", default=None, help="default: mien's (YuNet once fetched)")
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get(
+        "MIEN_DATA", ROOT.parent / "shared/data")))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/genki_glasses.json")
+    args = parser.parse_args()
+    genki = args.data / "detection/genki_szsl"
+    if not (genki / "GENKI-SZSL_labels.txt").is_file():
+        raise SystemExit(f"{genki}: no GENKI-SZSL here; pass --data or set MIEN_DATA")
+
+    labels = read_labels()
+    files, crops, det = face_crops(genki, labels, args.detector)
+    found = [i for i, c in enumerate(crops) if c is not None]
+    y = np.array([labels[files[i]] for i in found])
+    rows = []
+    for spec in [m.strip() for m in args.models.split(",") if m.strip()]:
+        clf = load_classifier(spec)
+        col = list(clf.labels).index(POSITIVE)
+        p = np.asarray(clf.predict_proba([crops[i] for i in found]))[:, col]
+        rows.append({"model": spec, **score(y, p)})
+
+    print(f"{len(found)} of {len(files)} labelled GENKI photos with the face found ({det}); "
+          f"{int(y.sum())} wear glasses; threshold 0.5")
+    head = (f"{'model':<28} {'acc':>6} {'bal':>6} {'recall':>7} {'false alarms':>13} "
+            f"{'misses':>7}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{r['model']:<28} {r['accuracy']:>6.3f} {r['balanced_accuracy']:>6.3f} "
+              f"{r['recall']:>7.3f} {r['false_alarms']:>6} ({r['false_alarm_rate']:.1%}) "
+              f"{r['misses']:>7}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "benchmark": "genki_glasses",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "command": f"python benchmarks/genki_glasses.py --models {args.models}"
+                   + (f" --detector {args.detector}" if args.detector else ""),
+        "detector": det, "labelled": len(files), "found": len(found),
+        "results": rows}, indent=1) + "\n")
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()
