@@ -79,7 +79,7 @@ def score(y: np.ndarray, p_pos: np.ndarray) -> dict:
 
 
 def main() -> None:
-    from mien.models.loading import load_classifier
+    from mien.models.loading import load_classifier, sha256_of
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="glasses", help="comma-separated models")
@@ -101,7 +101,9 @@ def main() -> None:
         clf = load_classifier(spec)
         col = list(clf.labels).index(POSITIVE)
         p = np.asarray(clf.predict_proba([crops[i] for i in found]))[:, col]
-        rows.append({"model": spec, **score(y, p)})
+        onnx = getattr(clf, "path", None)  # the file's digest lets a model card find its row
+        rows.append({"model": spec, **score(y, p),
+                     "sha256": sha256_of(onnx) if onnx is not None else None})
 
     print(f"{len(found)} of {len(files)} labelled GENKI photos with the face found ({det}); "
           f"{int(y.sum())} wear glasses; threshold 0.5")

@@ -171,6 +171,26 @@ def real_photos_note(name: str) -> str | None:
             "are mostly smiling or neutral)")
 
 
+def labelled_photos_note(name: str, onnx_path: Path) -> str | None:
+    """benchmarks/genki_glasses.py's figures for this very file (matched by its SHA-256)."""
+    from mien.models.loading import sha256_of
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "genki_glasses.json"
+    if name != "glasses" or not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    digest = sha256_of(onnx_path)
+    row = next((r for r in result["results"] if r.get("sha256") == digest), None)
+    if row is None:
+        return None
+    return (f"{row['n']} GENKI-SZSL photos labelled by eye (benchmarks/labels/"
+            f"genki_eyeglasses.csv, {row['positives']} with glasses), faces found and cropped by "
+            f"the {result['detector']} pipeline: accuracy {row['accuracy']:.3f}, balanced "
+            f"{row['balanced_accuracy']:.3f}, recall {row['recall']:.3f}, "
+            f"{row['false_alarms']} false alarms ({row['false_alarm_rate']:.1%} of faces "
+            f"without glasses), {row['misses']} misses ({result['command']})")
+
+
 def selection_weakness(metrics: dict) -> list[str]:
     """Weights picked as the best of several epochs on the validation images themselves."""
     if metrics["best_epoch"] == metrics["epochs_run"]:
@@ -281,6 +301,9 @@ def main() -> None:
     photos = real_photos_note(args.name)
     if photos:
         card["real_photos"] = photos
+    labelled = labelled_photos_note(args.name, onnx_path)
+    if labelled:
+        card["labelled_photos"] = labelled
     h, w = card["input"]["size"]
     card["summary"] = f"{info['summary']}, {h}x{w} {card['input']['color']}"
     path = write_card(card, dst)

@@ -171,6 +171,8 @@ def card_text(card: Mapping[str, Any]) -> str:
         lines.append(f"  {label:>{width}} " + " ".join(f"{n:>6}" for n in row))
     lines += ["", f"intended use  {card['intended_use']}", "known weaknesses"]
     lines += [f"  - {w}" for w in card["known_weaknesses"]]
+    if card.get("labelled_photos"):
+        lines += ["", f"labelled photos  {card['labelled_photos']}"]
     if card.get("real_photos"):
         lines += ["", f"real photos   {card['real_photos']}"]
     return "\n".join(lines)
