@@ -120,7 +120,9 @@ def main() -> None:
         "benchmark": "genki_glasses",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "command": f"python benchmarks/genki_glasses.py --models {args.models}"
+        "command": (f"MIEN_MODELS_DIR={os.environ['MIEN_MODELS_DIR']} "
+                    if os.environ.get("MIEN_MODELS_DIR") else "")
+                   + f"python benchmarks/genki_glasses.py --models {args.models}"
                    + (f" --detector {args.detector}" if args.detector else ""),
         "detector": det, "labelled": len(files), "found": len(found),
         "results": rows}, indent=1) + "\n")

@@ -171,7 +171,7 @@ def real_photos_note(name: str) -> str | None:
             "are mostly smiling or neutral)")
 
 
-def labelled_photos_note(name: str, onnx_path: Path) -> str | None:
+def labelled_photos(name: str, onnx_path: Path) -> dict | None:
     """benchmarks/genki_glasses.py's figures for this very file (matched by its SHA-256)."""
     from mien.models.loading import sha256_of
 
@@ -183,12 +183,11 @@ def labelled_photos_note(name: str, onnx_path: Path) -> str | None:
     row = next((r for r in result["results"] if r.get("sha256") == digest), None)
     if row is None:
         return None
-    return (f"{row['n']} GENKI-SZSL photos labelled by eye (benchmarks/labels/"
-            f"genki_eyeglasses.csv, {row['positives']} with glasses), faces found and cropped by "
-            f"the {result['detector']} pipeline: accuracy {row['accuracy']:.3f}, balanced "
-            f"{row['balanced_accuracy']:.3f}, recall {row['recall']:.3f}, "
-            f"{row['false_alarms']} false alarms ({row['false_alarm_rate']:.1%} of faces "
-            f"without glasses), {row['misses']} misses ({result['command']})")
+    keep = ("n", "positives", "accuracy", "balanced_accuracy", "recall", "false_alarm_rate",
+            "false_alarms", "misses")
+    return {"data": "GENKI-SZSL photos labelled by eye (benchmarks/labels/genki_eyeglasses.csv)",
+            "detector": result["detector"], "command": result["command"],
+            **{k: row[k] for k in keep}}
 
 
 def selection_weakness(metrics: dict) -> list[str]:
@@ -301,7 +300,7 @@ def main() -> None:
     photos = real_photos_note(args.name)
     if photos:
         card["real_photos"] = photos
-    labelled = labelled_photos_note(args.name, onnx_path)
+    labelled = labelled_photos(args.name, onnx_path)
     if labelled:
         card["labelled_photos"] = labelled
     h, w = card["input"]["size"]

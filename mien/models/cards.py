@@ -172,7 +172,12 @@ def card_text(card: Mapping[str, Any]) -> str:
     lines += ["", f"intended use  {card['intended_use']}", "known weaknesses"]
     lines += [f"  - {w}" for w in card["known_weaknesses"]]
     if card.get("labelled_photos"):
-        lines += ["", f"labelled photos  {card['labelled_photos']}"]
+        r = card["labelled_photos"]
+        lines += ["", f"labelled photos  {r['n']} {r['data']}, {r['positives']} positive, "
+                  f"faces cropped by the {r['detector']} pipeline: accuracy {r['accuracy']:.3f}, "
+                  f"balanced {r['balanced_accuracy']:.3f}, recall {r['recall']:.3f}, "
+                  f"{r['false_alarms']} false alarms ({r['false_alarm_rate']:.1%}), "
+                  f"{r['misses']} misses ({r['command']})"]
     if card.get("real_photos"):
         lines += ["", f"real photos   {card['real_photos']}"]
     return "\n".join(lines)

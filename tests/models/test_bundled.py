@@ -126,3 +126,29 @@ def test_held_out_figures_of_the_card_are_reproduced(name, shared_data, installe
     result = evaluate(load_classifier(name), ds, batch_size=256)
     assert result.metrics.accuracy == pytest.approx(card["validation"]["accuracy"], abs=1e-12)
     assert [list(r) for r in result.metrics.confusion] == card["validation"]["confusion"]
+
+
+def test_glasses_labelled_photo_figures_are_reproduced(shared_data, shared_models, installed,
+                                                       monkeypatch):
+    """The card's GENKI figures, re-measured through benchmarks/genki_glasses.py's own code."""
+    import importlib.util
+    from pathlib import Path
+
+    card = installed["glasses"].card
+    claimed = card["labelled_photos"]
+    monkeypatch.setenv("MIEN_MODELS_DIR", str(shared_models))
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "genki_glasses.py"
+    spec = importlib.util.spec_from_file_location("genki_glasses", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    labels = bench.read_labels()
+    files, crops, det = bench.face_crops(shared_data / "detection/genki_szsl", labels,
+                                         claimed["detector"])
+    found = [i for i, c in enumerate(crops) if c is not None]
+    clf = load_classifier("glasses")
+    p = clf.predict_proba([crops[i] for i in found])[:, list(clf.labels).index("eyeglasses")]
+    got = bench.score(np.array([labels[files[i]] for i in found]), p)
+    assert det == claimed["detector"]
+    assert {k: got[k] for k in ("n", "positives", "false_alarms", "misses")} == {
+        k: claimed[k] for k in ("n", "positives", "false_alarms", "misses")}
+    assert got["balanced_accuracy"] == pytest.approx(claimed["balanced_accuracy"], abs=1e-4)
