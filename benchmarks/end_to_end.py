@@ -18,10 +18,6 @@ benchmarks/results/end_to_end.json).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -84,6 +80,8 @@ def _fmt(s: dict, key: str) -> str:
 
 
 def main() -> None:
+    from _common import write_results  # benchmarks/ is sys.path[0] when run as a script
+
     from mien.models.loading import bundled_models
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -107,16 +105,9 @@ def main() -> None:
               f"{_fmt(p, 'accuracy'):>9} {_fmt(c, 'accuracy'):>9} "
               f"{_fmt(p, 'balanced_accuracy'):>9} {_fmt(c, 'balanced_accuracy'):>9} "
               f"{_fmt(a, 'accuracy'):>10}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "end_to_end",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "command": "python benchmarks/end_to_end.py " + " ".join(
-            f"--{k} {v}" for k, v in (("models", args.models), ("detector", args.detector),
-                                      ("limit", args.limit)) if v),
-        "results": rows}, indent=1) + "\n")
-    print(f"written {args.out}")
+    write_results(args.out, "end_to_end", "python benchmarks/end_to_end.py " + " ".join(
+        f"--{k} {v}" for k, v in (("models", args.models), ("detector", args.detector),
+                                  ("limit", args.limit)) if v), results=rows)
 
 
 if __name__ == "__main__":

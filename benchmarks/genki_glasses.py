@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
-import json
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +76,8 @@ def score(y: np.ndarray, p_pos: np.ndarray) -> dict:
 
 
 def main() -> None:
+    from _common import write_results  # benchmarks/ is sys.path[0] when run as a script
+
     from mien.models.loading import load_classifier, sha256_of
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -115,19 +114,13 @@ def main() -> None:
         print(f"{r['model']:<28} {r['accuracy']:>6.3f} {r['balanced_accuracy']:>6.3f} "
               f"{r['recall']:>7.3f} {r['false_alarms']:>6} ({r['false_alarm_rate']:.1%}) "
               f"{r['misses']:>7}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "benchmark": "genki_glasses",
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "command": (f"MIEN_MODELS_DIR={os.environ['MIEN_MODELS_DIR']} "
-                    if os.environ.get("MIEN_MODELS_DIR") else "")
-                   + f"python benchmarks/genki_glasses.py --models {args.models}"
-                   + (f" --detector {args.detector}" if args.detector else ""),
-        "detector": det, "labelled": len(files), "found": len(found),
-        "results": rows}, indent=1) + "\n")
-    print(f"written {args.out}")
-
+    write_results(
+        args.out, "genki_glasses",
+        (f"MIEN_MODELS_DIR={os.environ['MIEN_MODELS_DIR']} "
+         if os.environ.get("MIEN_MODELS_DIR") else "")
+        + f"python benchmarks/genki_glasses.py --models {args.models}"
+        + (f" --detector {args.detector}" if args.detector else ""),
+        detector=det, labelled=len(files), found=len(found), results=rows)
 
 if __name__ == "__main__":
     main()
