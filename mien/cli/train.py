@@ -48,7 +48,7 @@ def train(
     label_smoothing: Annotated[float | None, Opt(help="Cross-entropy label smoothing.")] = None,
     last_layer_l2: Annotated[float | None, Opt(
         help="c * sum(w^2) of the output layer added to the loss (default the model's).")] = None,
-    class_weights: Annotated[str | None, Opt(help="none | balanced")] = None,
+    class_weights: Annotated[str | None, Opt(help="none | balanced | sqrt")] = None,
     aux_attributes: Annotated[str | None, Opt(
         help="CelebA data: also learn these attributes (all | Male,Wearing_Hat,...).")] = None,
     aux_weight: Annotated[float | None, Opt(help="Weight of that auxiliary loss (0.5).")] = None,
@@ -66,6 +66,8 @@ def train(
                      ] = None,
     grayscale: Annotated[float | None, Opt(help="Probability of a gray copy of an RGB image.")
                          ] = None,
+    erase: Annotated[float | None, Opt(
+        help="Probability of random erasing (a grey rectangle: occlusion).")] = None,
     mirror_double: Annotated[
         bool | None, Opt("--mirror-double/--no-mirror-double", "--mirror/--no-mirror",
                          help="Add the mirror of every training image (heads: its embedding).")

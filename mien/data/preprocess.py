@@ -76,6 +76,28 @@ class Preprocess:
         return self.normalize(np.stack([self.image(im) for im in images]))
 
 
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a face is cut from a photo for a model: a square of the detector box's longer side
+    x (1 + margin), turned so the eyes are level when `align` and the detector gave landmarks.
+    It belongs to the model, like its `Preprocess`: a model trained on tight crops reads a
+    loosely framed face worse."""
+
+    margin: float = 0.2  # what mien used for every model before framing was stored
+    align: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping | None) -> Framing:
+        """The framing in a model record; None (models saved before framing) gives the old
+        default."""
+        if not d:
+            return cls()
+        return cls(margin=float(d.get("margin", 0.2)), align=bool(d.get("align", True)))
+
+
 def equalize(img: np.ndarray, method: str, clip: float = 2.0, tile: int = 8) -> np.ndarray:
     """Histogram equalization or CLAHE of a uint8 image; colour images are equalized on luma."""
     import cv2

@@ -146,6 +146,14 @@ def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
 
 
+def erase(img: np.ndarray, top: int, left: int, height: int, width: int,
+          value: int) -> np.ndarray:
+    """Fill a rectangle with one grey level: an occluder (hand, hair, microphone) in miniature."""
+    out = img.copy()
+    out[top : top + height, left : left + width] = value
+    return out
+
+
 def grayscale_keep_channels(img: np.ndarray) -> np.ndarray:
     """Gray content in the input's layout: RGB stays (H, W, 3) with three equal channels."""
     gray = convert_color(img, "gray")
@@ -306,6 +314,28 @@ class GaussianBlur(Transform):
 
     def apply(self, img, sigma):
         return gaussian_blur(img, sigma)
+
+
+@dataclass
+class RandomErasing(Transform):
+    """Random erasing (Zhong et al. 2020): a rectangle of 2-25 % of the image, aspect 0.3-3.3,
+    filled with a random grey level, so no single region (the mouth, say) is needed to decide."""
+
+    area: tuple[float, float] = (0.02, 0.25)
+    p: float = 0.5
+    seed: int | None = None
+
+    def params(self, rng, img):
+        h, w = img.shape[:2]
+        target = rng.uniform(*self.area) * h * w
+        aspect = float(np.exp(rng.uniform(np.log(0.3), np.log(3.3))))
+        eh = int(min(h, max(1, round(np.sqrt(target * aspect)))))
+        ew = int(min(w, max(1, round(np.sqrt(target / aspect)))))
+        return {"top": int(rng.integers(0, h - eh + 1)), "left": int(rng.integers(0, w - ew + 1)),
+                "height": eh, "width": ew, "value": int(rng.integers(0, 256))}
+
+    def apply(self, img, top, left, height, width, value):
+        return erase(img, top, left, height, width, value)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mien.data.preprocess import Preprocess
+from mien.data.preprocess import Framing, Preprocess
 from mien.errors import ModelFileError
 from mien.training.checkpoint import parse_record
 
@@ -56,6 +56,8 @@ class _Base:
         self.labels: tuple[str, ...] = tuple(record["labels"])
         self.preprocess = Preprocess.from_dict(record["preprocess"])
         self.input_size: tuple[int, int] = self.preprocess.input_size
+        # how the pipeline crops faces for this model (record "framing"; older files: default)
+        self.framing = Framing.from_dict(record.get("framing"))
         self._activation = record.get("activation", "softmax")
         # "flip": every prediction averages the face and its mirror (TrainConfig.tta).
         self.tta: str = record.get("tta", "none")

@@ -25,6 +25,7 @@ _ARCH_MODULES = (
     "mien.models.vgg",
     "mien.models.resnet",
     "mien.models.mien_net",
+    "mien.models.mien_cnn",
 )
 
 Loss = Literal["cross_entropy", "squared_hinge", "bce", "mse"]  # mse: autoencoders

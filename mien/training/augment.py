@@ -35,6 +35,8 @@ def build_augmentation(cfg: TrainConfig, input_size: tuple[int, int]) -> T.Compo
         steps.append(T.RandomGamma(max_log=float(np.log1p(cfg.gamma))))
     if cfg.grayscale:
         steps.append(T.RandomGrayscale(p=cfg.grayscale))
+    if cfg.erase:
+        steps.append(T.RandomErasing(p=cfg.erase))
     return T.Compose(steps) if steps else None
 
 

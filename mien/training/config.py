@@ -19,6 +19,7 @@ LOSSES = ("cross_entropy", "squared_hinge", "bce")
 EQUALIZE = ("none", "hist", "clahe")
 COLORS = ("gray", "rgb")
 SELECT_BY = ("accuracy", "balanced_accuracy")
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 # YAML / CLI spellings that are not Python identifiers.
 ALIASES = {"from": "transfer_from", "max-minutes": "max_minutes"}
 
@@ -73,7 +74,8 @@ class TrainConfig:
     # --- loss; None takes the architecture's own ---
     loss: str | None = None
     label_smoothing: float = 0.0  # cross_entropy only
-    class_weights: str = "none"  # none | balanced: weight classes by n / (k * count), FER's disgust
+    # none | balanced: weight classes by n / (k * count) | sqrt: its square root (FER's disgust)
+    class_weights: str = "none"
     # c * sum(w**2) of the output layer added to the loss, as Keras' kernel_regularizer=l2(c)
     # in the reports' SVM-like heads (Tang 2013); None: the architecture's own value.
     last_layer_l2: float | None = None
@@ -97,6 +99,9 @@ class TrainConfig:
     # exposure, so darkness alone cannot stand for a class (sunglasses, say); 0 = off.
     gamma: float = 0.0
     grayscale: float = 0.0  # probability of turning an RGB image gray (kept as 3 channels)
+    # Probability of random erasing: a grey rectangle of 2-25 % of the face (hands, hair,
+    # glasses and microphones cover faces in real photos).
+    erase: float = 0.0
     mirror_double: bool = False  # add the mirror of every training image (doubles the epoch)
 
     # --- run ---
@@ -196,7 +201,7 @@ def _check(c: TrainConfig) -> None:
         ("optimizer", c.optimizer, OPTIMIZERS),
         ("schedule", c.schedule, SCHEDULES),
         ("equalize", c.equalize, EQUALIZE),
-        ("class_weights", c.class_weights, ("none", "balanced")),
+        ("class_weights", c.class_weights, CLASS_WEIGHTS),
     ):
         if value not in allowed:
             raise bad(option, value, f"choose one of {', '.join(allowed)}")
@@ -227,7 +232,7 @@ def _check(c: TrainConfig) -> None:
         raise bad("ensemble_tta", c.ensemble_tta, f"choose one of {', '.join(TTA_MODES)}")
     if not 0.0 <= c.label_smoothing < 1.0:
         raise bad("label_smoothing", c.label_smoothing, "choose a value in [0, 1)")
-    for option in ("blur", "grayscale"):
+    for option in ("blur", "grayscale", "erase"):
         if not 0.0 <= getattr(c, option) <= 1.0:
             raise bad(option, getattr(c, option), "is a probability in [0, 1]")
     if c.crop >= 0.5:
