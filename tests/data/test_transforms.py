@@ -164,6 +164,21 @@ def test_gamma_moves_mid_tones_and_keeps_black_and_white():
     assert drawn[0].shape == rgb.shape and min(means) < rgb.mean() < max(means)
 
 
+def test_random_erasing_fills_one_rectangle_with_one_grey_level():
+    img = np.full((40, 40), 7, np.uint8)
+    for seed in range(30):
+        out = T.RandomErasing(p=1.0)(img, np.random.default_rng(seed))
+        changed = np.argwhere(out != img)
+        if len(changed) == 0:  # the drawn grey level may equal the image's
+            continue
+        (y0, x0), (y1, x1) = changed.min(0), changed.max(0)
+        box = out[y0:y1 + 1, x0:x1 + 1]
+        assert (box == box[0, 0]).all()  # a solid rectangle
+        assert 0.02 * 1600 * 0.5 <= box.size <= 0.25 * 1600 * 1.5
+    assert np.array_equal(img, np.full((40, 40), 7, np.uint8))  # input untouched
+    assert np.array_equal(T.RandomErasing(p=0.0)(img, np.random.default_rng(0)), img)
+
+
 def _pipeline(seed=None):
     return T.Compose(
         [

@@ -22,6 +22,9 @@ def test_pipeline_follows_the_toggles():
     assert [type(t) for t in pipe.transforms] == [T.RandomGamma, T.RandomGrayscale]
     assert np.isclose(np.exp(pipe.transforms[0].max_log), 2.0)  # gamma in [1/2, 2]
     assert pipe.transforms[1].p == 0.2
+    pipe = build_augmentation(none.replace(erase=0.4), (24, 24))
+    assert [type(t) for t in pipe.transforms] == [T.RandomErasing]
+    assert pipe.transforms[0].p == 0.4
 
 
 def test_augmentation_is_seeded_and_keeps_shape():

@@ -29,6 +29,13 @@ def test_balanced_class_weights_equalise_class_totals():
     assert class_weights(labels, 2, "none") is None
 
 
+def test_sqrt_class_weights_lift_a_rare_class_less_than_balanced():
+    labels = np.array([0] * 90 + [1] * 10)
+    balanced, sqrt = class_weights(labels, 2, "balanced"), class_weights(labels, 2, "sqrt")
+    assert sqrt == pytest.approx(np.sqrt(balanced))
+    assert 1.0 < sqrt[1] < balanced[1] and balanced[0] < sqrt[0] < 1.0
+
+
 def test_schedules():
     spe = 10
     cfg = TrainConfig(epochs=10, schedule="step", step_epochs=3)
