@@ -3,8 +3,9 @@ GENKI-SZSL photos we labelled by eye (benchmarks/labels/genki_eyeglasses.csv; 36
 sunglasses). CelebA's held-out figure says how a model does on celebrity photos aligned the
 CelebA way; this says how it does on webcam and snapshot faces our detector crops.
 
-Each photo is detected once; the face that overlaps GENKI's own box best (IoU >= 0.3) is
-cropped, aligned and framed as `mien analyze` does, and every model answers on that same crop.
+Each photo is detected once; the face that overlaps GENKI's own box best (IoU >= 0.3) is cut
+with each model's framing by `mien analyze`'s own code (`Pipeline.crop`), and every model answers
+on that face.
 
     python benchmarks/genki_glasses.py [--models glasses,runs/glasses-new] [--detector yunet]
 
@@ -44,23 +45,27 @@ def genki_boxes(genki: Path) -> dict[str, tuple[float, float, float, float]]:
     return out
 
 
-def face_crops(genki: Path, labels: dict[str, int], detector: str | None):
-    """(files, crops, detector name): the pipeline's crop of the face at GENKI's box, or None."""
+def detected_faces(genki: Path, labels: dict[str, int], detector: str | None):
+    """(files, [(photo, face at GENKI's box) or None], pipeline that found them)."""
     from mien.data.io import read_image
-    from mien.detection import create_detector
-    from mien.inference.align import DEFAULT_MARGIN, crop_face
+    from mien.inference.pipeline import Pipeline
     from mien.types import Box
 
     boxes = genki_boxes(genki)
-    det = create_detector(detector)
-    files, crops = sorted(labels), []
+    pipeline = Pipeline(detector, {})
+    files, found = sorted(labels), []
     for name in files:
         image = read_image(genki / "files" / name, "rgb")
         truth = Box(*boxes[name])
-        best = max(det.detect(image), key=lambda f: f.box.iou(truth), default=None)
+        best = max(pipeline.detect(image), key=lambda f: f.box.iou(truth), default=None)
         ok = best is not None and best.box.iou(truth) >= 0.3
-        crops.append(crop_face(image, best, DEFAULT_MARGIN, align=True) if ok else None)
-    return files, crops, det.name
+        found.append((image, best) if ok else None)
+    return files, found, pipeline
+
+
+def crops_for(pipeline, found, framing) -> list:
+    """Each found face cut with `framing` as the pipeline cuts it (None where none was found)."""
+    return [None if f is None else pipeline.crop(f[0], [f[1]], framing)[0] for f in found]
 
 
 def score(y: np.ndarray, p_pos: np.ndarray) -> dict:
@@ -78,6 +83,7 @@ def score(y: np.ndarray, p_pos: np.ndarray) -> dict:
 def main() -> None:
     from _common import write_results  # benchmarks/ is sys.path[0] when run as a script
 
+    from mien.inference.pipeline import framing_of
     from mien.models.loading import load_classifier, sha256_of
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -92,14 +98,16 @@ def main() -> None:
         raise SystemExit(f"{genki}: no GENKI-SZSL here; pass --data or set MIEN_DATA")
 
     labels = read_labels()
-    files, crops, det = face_crops(genki, labels, args.detector)
-    found = [i for i, c in enumerate(crops) if c is not None]
+    files, faces, pipeline = detected_faces(genki, labels, args.detector)
+    det = pipeline.detector.name
+    found = [i for i, f in enumerate(faces) if f is not None]
     y = np.array([labels[files[i]] for i in found])
     rows = []
     for spec in [m.strip() for m in args.models.split(",") if m.strip()]:
         clf = load_classifier(spec)
         col = list(clf.labels).index(POSITIVE)
-        p = np.asarray(clf.predict_proba([crops[i] for i in found]))[:, col]
+        crops = crops_for(pipeline, [faces[i] for i in found], framing_of(clf))
+        p = np.asarray(clf.predict_proba(crops))[:, col]
         onnx = getattr(clf, "path", None)  # the file's digest lets a model card find its row
         rows.append({"model": spec, **score(y, p),
                      "sha256": sha256_of(onnx) if onnx is not None else None})

@@ -25,15 +25,18 @@ def open_dataset(*args, **kwargs):
 _default_pipelines: dict = {}
 
 
-def analyze(image_or_path, *, detector: str | None = None, attributes=None) -> list[Face]:
+def analyze(image_or_path, *, detector: str | None = None, attributes=None,
+            min_confidence: float | None = None) -> list[Face]:
     """Faces in one picture (path, encoded bytes or uint8 RGB array), best first, each with its
-    attributes (every installed bundled classifier unless `attributes` names others).
+    attributes (every installed bundled classifier unless `attributes` names others); an
+    answer whose top probability is below `min_confidence` is labelled `uncertain`.
     The pipeline is built on first use and reused; see `mien.inference.Pipeline` for more."""
     from mien.inference.pipeline import Pipeline
 
     if isinstance(attributes, dict):  # classifier objects: nothing stable to cache on
-        return Pipeline(detector, attributes).analyze(image_or_path)
-    key = (detector, tuple(attributes) if attributes is not None else None)
+        return Pipeline(detector, attributes, min_confidence=min_confidence).analyze(
+            image_or_path)
+    key = (detector, tuple(attributes) if attributes is not None else None, min_confidence)
     if key not in _default_pipelines:
-        _default_pipelines[key] = Pipeline(detector, attributes)
+        _default_pipelines[key] = Pipeline(detector, attributes, min_confidence=min_confidence)
     return _default_pipelines[key].analyze(image_or_path)

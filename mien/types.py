@@ -34,13 +34,22 @@ class Box:
         return inter / union if union > 0 else 0.0
 
 
+UNCERTAIN = "uncertain"  # the label of an answer below the caller's minimum confidence
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """One attribute's answer for one face: the winning label and every class probability."""
+    """One attribute's answer for one face: the winning label and every class probability.
+    With a minimum confidence, a winner whose probability (`score`) is below it is labelled
+    `uncertain`; score and probabilities stay as the model gave them."""
 
     label: str
     score: float
     probabilities: dict[str, float]
+
+    @property
+    def uncertain(self) -> bool:
+        return self.label == UNCERTAIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,18 +1,22 @@
 """Change how a trained model treats its inputs at inference, without retraining: its input blur
-(`Preprocess.blur_sigma`) and its test-time augmentation (`tta`). Both live in the model's
-record, so evaluation, `mien analyze` and `mien serve` all follow the new setting.
+(`Preprocess.blur_sigma`), its test-time augmentation (`tta`) and how faces are cut for it
+(`framing`). All live in the model's record, so evaluation, `mien analyze` and `mien serve`
+follow the new setting.
 
 - `--blur-sigma S`: Gaussian-blur every input at the model's input size. For a model trained on
   blurred images without `blur_sigma` in its config (our FER2013 copy's train split is blurred,
   val and real photos are sharp).
 - `--tta none|flip`: average each face with its mirror, or not. Flip TTA runs the network twice
   per face: drop it where it buys little accuracy and the speed matters.
+- `--framing-margin M`, `--framing-align/--no-framing-align`: the crop `mien analyze` cuts for
+  the model, e.g. the best cell of `benchmarks/framing.py`.
 
 Copies RUN to OUT (config, metrics, split) with the chosen weights (`--weights best`:
 model.safetensors, `last`: last.safetensors, the final epoch) re-saved and re-exported to ONNX.
 
     python tools/set_inference.py runs/glasses runs/glasses-single --tta none
     python tools/set_inference.py runs/old runs/old-blur3 --blur-sigma 3 --weights last
+    python tools/set_inference.py runs/glasses runs/glasses-m3 --framing-margin 0.3
 """
 
 from __future__ import annotations
@@ -30,10 +34,15 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--blur-sigma", type=float, default=None)
     parser.add_argument("--tta", choices=("none", "flip"), default=None)
+    parser.add_argument("--framing-margin", type=float, default=None)
+    parser.add_argument("--framing-align", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--weights", choices=("best", "last"), default="best")
     args = parser.parse_args()
-    if args.blur_sigma is None and args.tta is None:
-        parser.error("nothing to change: give --blur-sigma and/or --tta")
+    framing = (args.framing_margin, args.framing_align)
+    if args.blur_sigma is None and args.tta is None and framing == (None, None):
+        parser.error("nothing to change: give --blur-sigma, --tta and/or --framing-*")
+    if args.framing_margin is not None and args.framing_margin < 0:
+        parser.error(f"--framing-margin {args.framing_margin}: use 0 or more")
     src = args.run / ("model.safetensors" if args.weights == "best" else "last.safetensors")
     state, record = ckpt.load_weights(src)
     args.out.mkdir(parents=True, exist_ok=False)
@@ -45,11 +54,19 @@ def main() -> None:
         record["preprocess"] = {**record["preprocess"], "blur_sigma": args.blur_sigma}
     if args.tta is not None:
         record["tta"] = args.tta
+    if framing != (None, None):
+        from mien.data.preprocess import Framing
+
+        old = Framing.from_dict(record.get("framing"))
+        margin = old.margin if args.framing_margin is None else args.framing_margin
+        align = old.align if args.framing_align is None else args.framing_align
+        record["framing"] = Framing(margin, align).to_dict()
     ckpt.save_weights(args.out / "model.safetensors", state, record)
     model = ckpt.build_model(record, state, path=src).eval()
     ckpt.export_onnx(model, record, args.out / "model.onnx")
     print(f"{args.out}: {src} (epoch {record.get('epoch')}) with input blur sigma "
-          f"{record['preprocess'].get('blur_sigma', 0.0)}, tta {record.get('tta', 'none')}")
+          f"{record['preprocess'].get('blur_sigma', 0.0)}, tta {record.get('tta', 'none')}, "
+          f"framing {record.get('framing', 'default')}")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ class BoxOut(BaseModel):
 
 
 class PredictionOut(BaseModel):
-    label: str = Field(description="The most probable class.")
-    score: float = Field(description="Its probability.")
+    label: str = Field(description="The most probable class, or 'uncertain' when its "
+                                   "probability is below the request's min_confidence.")
+    score: float = Field(description="The top probability.")
     probabilities: dict[str, float] = Field(description="Every class; they sum to 1.")
 
 

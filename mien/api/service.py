@@ -1,5 +1,5 @@
 """The work behind the routes: models loaded once per process, a bounded worker pool, and the
-analysis of uploaded bytes with the library's detector, face crops and classifiers."""
+analysis of uploaded bytes through the library's pipeline."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class AnalyzeOptions:
     threshold: float | None = None
     annotate: bool = False
     annotate_format: str = "jpeg"
+    min_confidence: float | None = None  # answers below it are labelled "uncertain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,49 +156,35 @@ class Service:
 
     # --- work (in a worker thread) -----------------------------------------------------------
 
-    def _classify(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
+    def _pipeline(self, options: AnalyzeOptions):
+        """The library's pipeline (detect, crop with each model's framing, classify) on this
+        worker thread's detector: the API analyses photos exactly as `mien analyze` does."""
         from mien.inference.pipeline import Pipeline
 
-        # Pipeline.classify never touches the detector, so the one built at load time stands in.
-        pipeline = Pipeline(self._load_detector, {n: self.classifiers[n] for n in names})
-        return pipeline.classify(crops)
+        detector = self._detector(options.detector, options.min_face, options.threshold)
+        return Pipeline(detector, {n: self.classifiers[n] for n in options.attributes},
+                        min_confidence=options.min_confidence)
 
-    def _detect(self, data: bytes, name: str, options: AnalyzeOptions):
+    def _decode(self, data: bytes, name: str) -> np.ndarray:
         from mien.data.io import decode_image
-        from mien.inference.align import DEFAULT_MARGIN, crop_faces
 
         check_pixels(data, name, self.settings.max_pixels)
-        image = decode_image(data, "rgb", name=name, max_pixels=self.settings.max_pixels)
-        detector = self._detector(options.detector, options.min_face, options.threshold)
-        faces = detector.detect(image)
-        crops = crop_faces(image, faces, DEFAULT_MARGIN) if options.attributes else []
-        return image, faces, crops
+        return decode_image(data, "rgb", name=name, max_pixels=self.settings.max_pixels)
 
-    def _predict(self, names: tuple[str, ...], crops: Sequence[np.ndarray]) -> list[dict]:
-        # Each request's faces go through the classifiers on their own. A micro-batcher that
-        # pooled faces of concurrent requests was measured and removed: classifying a face is
-        # about 2% of a request, so pooling cannot pay for its wait (benchmarks/serve_load.py).
-        if not names or not crops:
-            return [{} for _ in crops]
-        return self._classify(names, crops)
-
-    def _finish(self, name, image, faces, predictions, options, start) -> Analysis:
-        faces = tuple(dataclasses.replace(f, attributes=p)
-                      for f, p in zip(faces, predictions, strict=True))
+    def _finish(self, name, image, faces, options, start) -> Analysis:
         annotated = None
         if options.annotate:
             annotated = encode_image(draw(image, faces), options.annotate_format)
         return Analysis(
-            name, image.shape[1], image.shape[0], faces, options.detector, options.attributes,
-            (time.perf_counter() - start) * 1000, annotated,
+            name, image.shape[1], image.shape[0], tuple(faces), options.detector,
+            options.attributes, (time.perf_counter() - start) * 1000, annotated,
             ANNOTATE_FORMATS[options.annotate_format] if options.annotate else None)
 
     def analyze(self, data: bytes, name: str, options: AnalyzeOptions) -> Analysis:
         start = time.perf_counter()
-        image, faces, crops = self._detect(data, name, options)
-        predictions = self._predict(options.attributes, crops) if options.attributes else [
-            {} for _ in faces]
-        return self._finish(name, image, faces, predictions, options, start)
+        image = self._decode(data, name)
+        (faces,) = self._pipeline(options).analyze_many([image])
+        return self._finish(name, image, faces, options, start)
 
     def analyze_many(self, items: Sequence[tuple[str, bytes | ApiError]],
                      options: AnalyzeOptions) -> list[Analysis | ApiError]:
@@ -206,30 +193,28 @@ class Service:
         from mien.api.errors import mien_error_status
         from mien.errors import MienError
 
+        # One request's faces go through the classifiers together. A micro-batcher that pooled
+        # faces of concurrent requests was measured and removed: classifying a face is about 2%
+        # of a request, so pooling cannot pay for its wait (benchmarks/serve_load.py).
         start = time.perf_counter()
+        pipeline = self._pipeline(options)
         prepared: list = []
         for name, data in items:
             if isinstance(data, ApiError):
                 prepared.append(data)
                 continue
-            try:
-                prepared.append((name, *self._detect(data, name, options)))
+            try:  # a photo that fails to decode or detect fails alone, not the whole batch
+                image = self._decode(data, name)
+                prepared.append((name, image, pipeline.detect(image)))
             except ApiError as exc:
                 prepared.append(exc)
             except MienError as exc:
                 prepared.append(ApiError(*mien_error_status(exc), str(exc)))
-        crops = [c for p in prepared if not isinstance(p, ApiError) for c in p[3]]
-        predictions = iter(self._predict(options.attributes, crops) if options.attributes
-                           else [{} for _ in crops])
-        out: list[Analysis | ApiError] = []
-        for p in prepared:
-            if isinstance(p, ApiError):
-                out.append(p)
-                continue
-            name, image, faces, _ = p
-            preds = [next(predictions) if options.attributes else {} for _ in faces]
-            out.append(self._finish(name, image, faces, preds, options, start))
-        return out
+        ok = [p for p in prepared if not isinstance(p, ApiError)]
+        labelled = iter(pipeline.label([p[1] for p in ok], [p[2] for p in ok]))
+        return [p if isinstance(p, ApiError)
+                else self._finish(p[0], p[1], next(labelled), options, start)
+                for p in prepared]
 
     async def run(self, fn, *args):
         return await self.pool.run(self.settings.timeout_s, fn, *args)

@@ -44,6 +44,9 @@ def analyze_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Faces per classifier call.")] = 64,
     max_frames: Annotated[int | None, typer.Option(
         help="Stop each video or camera after this many kept frames.")] = None,
+    min_confidence: Annotated[float | None, typer.Option(
+        help="Label an answer 'uncertain' when its top probability is below P (its "
+             "probabilities are still written).", metavar="P")] = None,
 ) -> None:
     """Find every face and tell its attributes, one row per face (or per input without one)."""
     import sys
@@ -70,7 +73,7 @@ def analyze_command(
     pipeline = Pipeline(
         detector, specs, batch_size=batch_size, smoothing=smooth,
         prefetch=1 if camera is not None else 8,  # a live camera must not lag behind a queue
-        landmarks=landmarks,
+        landmarks=landmarks, min_confidence=min_confidence,
         detector_options={"min_face": min_face, "score_threshold": threshold},
     )
     if specs is None and not pipeline.attributes:

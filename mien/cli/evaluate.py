@@ -26,6 +26,13 @@ def evaluate_command(
         "--json", help="Write the metrics as JSON to this file.")] = None,
     report: Annotated[Path | None, typer.Option(
         help="Write an HTML report and its PNGs to this folder.")] = None,
+    detect: Annotated[bool, typer.Option(
+        "--detect", help="DATA holds whole photos: score the largest face found, cut with the "
+        "model's framing as `mien analyze` cuts it; a photo without a face counts as wrong.")
+    ] = False,
+    detector: Annotated[str | None, typer.Option(
+        help="With --detect: haar | yunet | mtcnn [default: YuNet once fetched, else Haar].")
+    ] = None,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1 and per-class scores of MODEL on DATA."""
     import dataclasses
@@ -35,11 +42,16 @@ def evaluate_command(
     from rich.progress import Progress
 
     from mien.data.datasets import LabelSpec, open_dataset
+    from mien.detection import default_detector_name
+    from mien.errors import MienError
     from mien.evaluation.compare import model_facts
     from mien.evaluation.evaluate import evaluate, select_split
     from mien.evaluation.tables import metrics_table, summary_line
     from mien.models.loading import load_classifier
 
+    if detector is not None and not detect:
+        raise MienError(f"--detector {detector}: add --detect (it picks the detector that finds "
+                        "faces in whole photos)")
     spec = LabelSpec.parse(label_map=label_map, ignore=ignore)
     classifier = load_classifier(model)
     split_name, dataset = select_split(open_dataset(data, attribute=attribute), split,
@@ -53,6 +65,7 @@ def evaluate_command(
             classifier, dataset, spec, tta=tta, batch_size=batch_size, model_name=model,
             data_name=str(data), split=split_name,
             progress=lambda done: bar.update(task, completed=done),
+            detector=(detector or default_detector_name()) if detect else None,
         )
     result = dataclasses.replace(result, model_facts=facts)
 

@@ -18,6 +18,7 @@ app = typer.Typer(
 
 # Each module defines `register(app)`; keep them light to import (`mien --help` < 1 s).
 from mien.cli import analyze as _analyze  # noqa: E402
+from mien.cli import calibrate as _calibrate  # noqa: E402
 from mien.cli import compare as _compare  # noqa: E402
 from mien.cli import data as _data  # noqa: E402
 from mien.cli import ensemble as _ensemble  # noqa: E402
@@ -26,7 +27,8 @@ from mien.cli import models as _models  # noqa: E402
 from mien.cli import serve as _serve  # noqa: E402
 from mien.cli import train as _train  # noqa: E402
 
-for _module in (_data, _evaluate, _compare, _train, _ensemble, _analyze, _models, _serve):
+for _module in (_data, _evaluate, _calibrate, _compare, _train, _ensemble, _analyze, _models,
+                _serve):
     _module.register(app)
 
 

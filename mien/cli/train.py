@@ -84,6 +84,12 @@ def train(
                                            "picks the best epoch.")] = None,
     tta: Annotated[str | None, Opt(help="none | flip: test-time augmentation stored with the "
                                          "weights, done by every prediction.")] = None,
+    framing_margin: Annotated[float | None, Opt(
+        help="How analyze crops faces for this model: box side x (1 + margin) (default 0.2); "
+             "recorded with the weights, match your training crops.")] = None,
+    framing_align: Annotated[bool | None, Opt(
+        "--framing-align/--no-framing-align",
+        help="Level the eyes of analyze's crops for this model (default on).")] = None,
     classes: Annotated[str | None, Opt(help="Keep these classes: happy,sad.")] = None,
     merge: Annotated[str | None, Opt(help="Fold classes: disgust=angry.")] = None,
     seed: Annotated[int | None, Opt(help="Seed of weights, order and augmentation.")] = None,

@@ -1,8 +1,14 @@
 """Score a classifier on a labelled dataset: class mapping, batched streaming, test-time
-augmentation, unreadable files, timing, and the JSON record of the result."""
+augmentation, unreadable files, timing, and the JSON record of the result.
+
+With a detector, the dataset holds whole photos: the largest face found in each is cut as the
+pipeline cuts it for this model and scored. A photo without a face gets the answer `no_face`,
+an extra label that is never a true class, so it counts as wrong in accuracy and in its class's
+recall but in no class's precision, and it stays out of ECE (the classifier said nothing)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,8 +17,16 @@ from typing import Protocol
 import numpy as np
 
 from mien.data.datasets import ImageDataset, LabelSpec
+from mien.data.preprocess import Framing
 from mien.errors import DatasetError, ImageReadError, MienError
-from mien.evaluation.metrics import ClassificationMetrics, classification_metrics
+from mien.evaluation.calibration import Reliability, reliability
+from mien.evaluation.metrics import (
+    ClassificationMetrics,
+    classification_metrics,
+    top_k_accuracy,
+)
+
+NO_FACE = "no_face"  # the answer for a photo in which the detector found no face
 
 
 class Classifier(Protocol):
@@ -41,6 +55,24 @@ class Unreadable:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """How whole photos became the faces that were scored (`evaluate(..., detector=)`)."""
+
+    detector: str
+    framing: Framing
+    photos: int  # photos read
+    no_face: int  # of those, photos in which no face was found
+
+    def describe(self) -> str:
+        align = "on" if self.framing.align else "off"
+        return f"{self.detector}, margin {self.framing.margin:g}, align {align}"
+
+    def to_json(self) -> dict:
+        return {"detector": self.detector, "framing": self.framing.to_dict(),
+                "no_face": self.no_face, "photos": self.photos}
+
+
 @dataclass(frozen=True, eq=False)
 class Evaluation:
     """One classifier scored on one dataset. Arrays are per scored sample (unreadable images
@@ -59,6 +91,7 @@ class Evaluation:
     split: str | None = None
     dataset: ImageDataset | None = field(default=None, repr=False)  # what `indices` point into
     model_facts: Mapping[str, float] = field(default_factory=dict)  # parameters, train_seconds
+    detect: Detection | None = None  # scored on detected faces of whole photos
 
     def image(self, row: int, mode: str | None = "rgb") -> np.ndarray:
         """The image of scored sample `row` (for thumbnails)."""
@@ -75,6 +108,23 @@ class Evaluation:
         return self.proba.argmax(axis=1)
 
     @property
+    def face_found(self) -> np.ndarray:
+        """(N,) bool: rows the classifier answered (False: a photo without a face)."""
+        answered = len(self.labels) - 1 if self.detect is not None else len(self.labels)
+        return self.y_pred < answered
+
+    @property
+    def reliability(self) -> Reliability:
+        """Top-label confidence against accuracy per bin: the reliability diagram and ECE."""
+        found = self.face_found
+        return reliability(self.proba[found], self.y_true[found])
+
+    @property
+    def ece(self) -> float:
+        """Expected calibration error of the scored probabilities (15 equal-width bins)."""
+        return self.reliability.ece
+
+    @property
     def images_per_second(self) -> float:
         return self.metrics.n / self.seconds if self.seconds > 0 else float("inf")
 
@@ -88,6 +138,7 @@ class Evaluation:
             "accuracy": m.accuracy,
             "balanced_accuracy": m.balanced_accuracy,
             "macro_f1": m.macro_f1,
+            "ece": self.ece,
             "labels": list(m.labels),
             "per_class": {c.label: c.to_dict() for c in m.per_class},
             "confusion": [list(row) for row in m.confusion],
@@ -99,13 +150,15 @@ class Evaluation:
         }
         for k, value in m.top_k:
             out[f"top{k}_accuracy"] = value
+        if self.detect is not None:
+            out["detect"] = self.detect.to_json()
         out.update(self.model_facts)
         return out
 
     def mistakes(self, limit: int = 24) -> list[int]:
         """Rows of the most confident wrong predictions, most confident first."""
         pred = self.y_pred
-        wrong = np.flatnonzero(pred != self.y_true)
+        wrong = np.flatnonzero((pred != self.y_true) & self.face_found)
         conf = self.proba[wrong, pred[wrong]]
         return wrong[np.argsort(-conf, kind="stable")][:limit].tolist()
 
@@ -148,12 +201,14 @@ def evaluate(
     split: str | None = None,
     top_k: Sequence[int] = (2,),
     progress: Callable[[int], None] | None = None,
+    detector=None,
 ) -> Evaluation:
     """Run `classifier` over every image of `dataset` in batches and score it.
 
     Unreadable images are listed in the result and skipped, not fatal. `seconds` is the wall
     time of decoding plus prediction, so images/s is the end-to-end throughput. `progress`
-    is called with the number of images handled after each batch.
+    is called with the number of images handled after each batch. `detector` (a name or a
+    Detector): the images are whole photos; see the module docstring.
     """
     tta = tta or "none"
     if tta not in TTA_VIEWS:
@@ -167,6 +222,10 @@ def evaluate(
         views = TTA_VIEWS["none"]  # the model averages every face with its mirror already
     preprocess = getattr(classifier, "preprocess", None)
     mode = getattr(preprocess, "color", "rgb")  # decode straight to what the model eats
+    face_of = None
+    if detector is not None:
+        detector, framing, face_of = _face_cropper(classifier, detector)
+        mode = "rgb"  # detectors read colour photos
 
     probas: list[np.ndarray] = []
     kept: list[int] = []
@@ -176,16 +235,14 @@ def evaluate(
         images, rows = [], []
         for i in range(lo, min(lo + batch_size, len(ds))):
             try:
-                images.append(ds.load(i, mode))
+                image = ds.load(i, mode)
             except ImageReadError as exc:
                 unreadable.append(Unreadable(ds.sources[i], str(exc)))
                 continue
+            images.append(image if face_of is None else face_of(image))
             rows.append(i)
         if images:
-            p = np.zeros((len(images), len(labels)), dtype=np.float64)
-            for view in views:
-                p += _checked_proba(classifier, [view(im) for im in images], len(labels))
-            probas.append((p / len(views)).astype(np.float32))
+            probas.append(_answers(classifier, images, views, len(labels), face_of is not None))
             kept += rows
         if progress is not None:
             progress(min(lo + batch_size, len(ds)))
@@ -196,12 +253,23 @@ def evaluate(
     idx = np.asarray(kept, dtype=np.int64)
     proba = np.concatenate(probas)
     y_true = ds.labels[idx]
-    k_ok = tuple(k for k in top_k if 1 < k < len(labels))
-    metrics = classification_metrics(y_true, proba.argmax(axis=1), labels, proba=proba, top_k=k_ok)
+    found = proba.argmax(axis=1) < len(labels)
+    detect = None
+    if face_of is not None:
+        detect = Detection(detector.name, framing, len(kept), int((~found).sum()))
+        if not found.any():
+            raise DatasetError(f"{ds.name}: {detector.name} found no face in any of the "
+                               f"{len(kept)} photos; leave --detect out for face crops, or try "
+                               "another --detector")
+    metrics = classification_metrics(y_true, proba.argmax(axis=1),
+                                     labels + ((NO_FACE,) if detect else ()))
+    # Top-k over the faces found; a photo without one is a miss.
+    top = tuple((k, top_k_accuracy(y_true[found], proba[found], k) * float(found.mean()))
+                for k in top_k if 1 < k < len(labels))
     return Evaluation(
         model=model_name or getattr(classifier, "name", type(classifier).__name__),
         data=data_name or ds.name,
-        metrics=metrics,
+        metrics=dataclasses.replace(metrics, top_k=top),
         y_true=y_true,
         proba=proba,
         indices=idx,
@@ -211,6 +279,7 @@ def evaluate(
         tta=tta,
         split=split,
         dataset=ds,
+        detect=detect,
     )
 
 
@@ -228,6 +297,37 @@ def select_split(splits: Mapping[str, ImageDataset], split: str | None = None,
             return name, splits[name]
     name = next(iter(splits))
     return name, splits[name]
+
+
+def _face_cropper(classifier: Classifier, detector):
+    """(detector, framing, photo -> crop of its largest face or None): the face the pipeline
+    would cut for this classifier, by the pipeline's own code."""
+    from mien.inference.pipeline import Pipeline
+
+    pipeline = Pipeline(detector, {"model": classifier})
+    framing = pipeline.framings["model"]
+
+    def face_of(photo: np.ndarray) -> np.ndarray | None:
+        faces = pipeline.detect(photo)
+        if not faces:
+            return None
+        return pipeline.crop(photo, [max(faces, key=lambda f: f.box.area)], framing)[0]
+
+    return pipeline.detector, framing, face_of
+
+
+def _answers(classifier: Classifier, images: list, views, num_classes: int, no_face: bool):
+    """float32 (N, num_classes [+ 1]): the probabilities averaged over the views; an image
+    None (no face found) is a certain `no_face`, the extra last column."""
+    out = np.zeros((len(images), num_classes + no_face), np.float64)
+    have = [i for i, im in enumerate(images) if im is not None]
+    out[[i for i, im in enumerate(images) if im is None], -1] = 1.0
+    if have:
+        faces = [images[i] for i in have]
+        for view in views:
+            out[have, :num_classes] += _checked_proba(classifier, [view(im) for im in faces],
+                                                      num_classes) / len(views)
+    return out.astype(np.float32)
 
 
 def _checked_proba(classifier: Classifier, images: list[np.ndarray], num_classes: int):

@@ -104,3 +104,34 @@ def curves_png(history: Sequence[dict]) -> bytes:
         ax.legend()
     fig.tight_layout()
     return to_png(fig)
+
+
+def reliability_png(bins, title: str = "") -> bytes:
+    """A reliability diagram from `mien.evaluation.calibration.reliability`: accuracy against
+    confidence per bin with the diagonal of perfect calibration, the bins' image counts below."""
+    edges, counts = np.asarray(bins.edges), np.asarray(bins.counts)
+    width = np.diff(edges)
+    filled = counts > 0
+    fig = new_figure(5.0, 6.0)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], "--", color="gray", label="perfectly calibrated")
+    top.bar(edges[:-1][filled], bins.accuracy[filled], width[filled], align="edge",
+            edgecolor="black", alpha=0.8, label="accuracy")
+    top.bar(edges[:-1][filled], (bins.confidence - bins.accuracy)[filled], width[filled],
+            bottom=bins.accuracy[filled], align="edge", color="red", alpha=0.25,
+            label="gap to confidence")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    top.set_title(title or f"reliability: ECE {bins.ece:.4f} ({bins.n} images)")
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.bar(edges[:-1], counts, width, align="edge", edgecolor="black")
+    for x, w, c in zip(edges[:-1], width, counts, strict=True):
+        if c:
+            bottom.text(x + w / 2, c, str(int(c)), ha="center", va="bottom", fontsize=7)
+    bottom.set_xlabel("confidence (top probability)")
+    bottom.set_ylabel("images")
+    bottom.set_ylim(0, max(int(counts.max()), 1) * 1.25)
+    fig.tight_layout()
+    return to_png(fig)

@@ -54,6 +54,7 @@ def write_report(result: Evaluation, out_dir: str | os.PathLike, *,
         "confusion_normalized.png": plots.confusion_png(cm, m.labels, normalize=True),
         "class_counts.png": plots.class_counts_png(
             m.labels, [c.support for c in m.per_class], [c.predicted for c in m.per_class]),
+        "reliability.png": plots.reliability_png(result.reliability),
     }
     mistakes = result.mistakes(max_mistakes) if result.dataset is not None else []
     if mistakes:
@@ -75,9 +76,14 @@ def write_report(result: Evaluation, out_dir: str | os.PathLike, *,
         ["model", result.model],
         ["data", result.data + (f" [{result.split}]" if result.split else "")],
         ["images scored", m.n], ["unreadable images", len(result.unreadable)],
+        *([["face crop", f"the largest face, {result.detect.describe()}"],
+           ["no face found", f"{result.detect.no_face} of {result.detect.photos} photos "
+                             "(each counted as wrong; left out of ECE)"]]
+          if result.detect is not None else []),
         ["accuracy", fmt(m.accuracy, 4)], ["balanced accuracy", fmt(m.balanced_accuracy, 4)],
         ["macro-F1", fmt(m.macro_f1, 4)],
         *[[f"top-{k} accuracy", fmt(v, 4)] for k, v in m.top_k],
+        ["expected calibration error", fmt(result.ece, 4)],
         ["test-time augmentation", result.tta],
         ["seconds", f"{result.seconds:.2f}"], ["images/s", f"{result.images_per_second:.1f}"],
     ])
@@ -95,6 +101,9 @@ def write_report(result: Evaluation, out_dir: str | os.PathLike, *,
         '<div class="figs">', _img(figures["confusion.png"], "confusion matrix, counts"),
         _img(figures["confusion_normalized.png"], "confusion matrix, row-normalised"), "</div>",
         "<h2>Actual vs predicted</h2>", _img(figures["class_counts.png"], "actual vs predicted"),
+        "<h2>Calibration</h2><p>Per bin of top-label confidence, the share of right answers: a "
+        "calibrated model's bars reach the diagonal. ECE is their count-weighted gap.</p>",
+        _img(figures["reliability.png"], "reliability diagram"),
     ]
     if mistakes:
         parts += [f"<h2>Most confident mistakes ({len(mistakes)})</h2>",

@@ -20,11 +20,17 @@ def summary_line(result: Evaluation) -> str:
     m = result.metrics
     split = f" [{result.split}]" if result.split else ""
     tta = f", tta {result.tta}" if result.tta != "none" else ""
+    detect = ""
+    if result.detect is not None:
+        d = result.detect
+        detect = (f"\nface crop: the largest face, {d.describe()}\n"
+                  f"no face found: {d.no_face} of {d.photos} photos (each counted as wrong)")
     return (
         f"{result.model} on {result.data}{split}: {m.n} images{tta}\n"
         f"accuracy {m.accuracy:.4f}   balanced accuracy {m.balanced_accuracy:.4f}   "
-        f"macro-F1 {m.macro_f1:.4f}   "
+        f"macro-F1 {m.macro_f1:.4f}   ECE {result.ece:.4f}   "
         f"({result.seconds:.1f} s, {result.images_per_second:.0f} images/s)"
+        f"{detect}"
     )
 
 

@@ -71,7 +71,7 @@ class AnomalyDetector:
     BATCH = 256
 
     def __init__(self, path: str | os.PathLike, name: str | None = None, device: str = "cpu"):
-        from mien.data.preprocess import Preprocess
+        from mien.data.preprocess import Framing, Preprocess
         from mien.training.checkpoint import build_model, load_weights
 
         self.path = Path(path)
@@ -86,6 +86,7 @@ class AnomalyDetector:
         self.labels: tuple[str, ...] = tuple(self.record["labels"])
         self.preprocess = Preprocess.from_dict(self.record["preprocess"])
         self.input_size: tuple[int, int] = self.preprocess.input_size
+        self.framing = Framing.from_dict(self.record.get("framing"))
         self.score_name: str = info["score"]
         self.threshold = float(info["threshold"])
         self.normal_index = int(info["normal_index"])
@@ -273,7 +274,7 @@ def train_anomaly(cfg, hcfg, *, echo: Callable[[str], None] = print):
     record = ckpt.model_record(
         arch=cfg.model, labels=labels, preprocess=pre, in_channels=pre.channels,
         task=ANOMALY_TASK, model_kwargs=getattr(model, "model_kwargs", {}),
-        trained_on=str(cfg.data), run=run_dir.name,
+        trained_on=str(cfg.data), run=run_dir.name, framing=cfg.framing.to_dict(),
         anomaly={"score": hcfg.score, "quantile": hcfg.quantile, "threshold": 0.0,
                  "normal_class": hcfg.normal_class, "normal_index": normal_index})
     weights = run_dir / ckpt.MODEL_FILE

@@ -196,7 +196,7 @@ def train_head(cfg: TrainConfig, hcfg: HeadConfig, *,
     record = model_record(arch=f"head:{head.name}", labels=train.classes,
                           preprocess=embedder.preprocess, in_channels=embedder.preprocess.channels,
                           backbone=ref, trained_on=str(cfg.data), run=run_dir.name,
-                          val_accuracy=acc)
+                          val_accuracy=acc, framing=cfg.framing.to_dict())
     save_head(run_dir, head, record)
 
     cm = np.zeros((k, k), dtype=np.int64)

@@ -111,7 +111,7 @@ class HeadClassifier:
     head. Embedding layers carry no softmax, so `preprocess` is the backbone's own."""
 
     def __init__(self, run_dir: str | os.PathLike, name: str | None = None, device: str = "cpu"):
-        from mien.data.preprocess import Preprocess
+        from mien.data.preprocess import Framing, Preprocess
         from mien.heads.registry import head_info
         from mien.models.loading import sha256_of
 
@@ -130,6 +130,7 @@ class HeadClassifier:
         self.embedder = embedder_from_reference(self.record["backbone"], run_dir, device)
         self.preprocess = Preprocess.from_dict(self.record["preprocess"])
         self.input_size: tuple[int, int] = self.preprocess.input_size
+        self.framing = Framing.from_dict(self.record.get("framing"))
 
         from mien.heads.classical import Head
 

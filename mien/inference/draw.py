@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mien.types import Face, Prediction
+from mien.types import UNCERTAIN, Face, Prediction
 
 BOX_COLOR = (40, 220, 90)  # RGB
 TEXT_COLOR = (255, 255, 255)
@@ -33,11 +33,13 @@ def positive_label(labels) -> str | None:
 
 def shown_value(name: str, pred: Prediction) -> tuple[str, float]:
     """A yes/no attribute shows its name and the "yes" probability, so "smile 0.02" reads as
-    not smiling; any other shows its winning label and that label's probability."""
+    not smiling; any other shows its winning label and that label's probability. An answer
+    below the minimum confidence says so: "smile uncertain 0.55", "expression uncertain 0.31"."""
+    unsure = f"{name} {UNCERTAIN}" if pred.uncertain else None
     positive = name if name in pred.probabilities else positive_label(list(pred.probabilities))
     if len(pred.probabilities) == 2 and positive is not None:
-        return name, pred.probabilities[positive]
-    return pred.label, pred.score
+        return unsure or name, pred.probabilities[positive]
+    return unsure or pred.label, pred.score
 
 
 def caption(face: Face, separator: str = " · ") -> str:

@@ -2,7 +2,8 @@
 
 `Pipeline.analyze(image)` answers for one picture. `Pipeline.run(inputs)` streams rows for many
 pictures and videos: a background thread decodes frames while the main thread detects, and the
-face crops of many frames go through each classifier in one batch."""
+face crops of many frames go through each classifier in one batch. Each classifier reads faces
+cut the way its model was trained (`framing`), so a face is cropped once per distinct framing."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from typing import Literal, Protocol
 import numpy as np
 
 from mien.data.io import decode_image
-from mien.data.preprocess import Preprocess
+from mien.data.preprocess import Framing, Preprocess
 from mien.errors import MienError
-from mien.inference.align import DEFAULT_MARGIN, crop_face
+from mien.inference.align import crop_face
 from mien.inference.sources import Frame, Prefetcher, iter_frames
 from mien.inference.tracking import IoUTracker, ProbabilitySmoother
-from mien.types import Face, Prediction
+from mien.types import UNCERTAIN, Face, Prediction
 
 BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
 MAX_PENDING_FRAMES = 32  # decoded frames held for one classifier batch: ~200 MB at 1080p
@@ -90,6 +91,36 @@ def load_attributes(specs: Iterable[str] | None = None) -> dict[str, Classifier]
     return out
 
 
+def check_min_confidence(min_confidence: float | None) -> float | None:
+    """`min_confidence` when it is None or a probability; MienError otherwise."""
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise MienError(f"min_confidence {min_confidence}: use a probability in [0, 1]")
+    return min_confidence
+
+
+def judge(prediction: Prediction, min_confidence: float | None) -> Prediction:
+    """`prediction`, labelled `uncertain` when its top probability is below `min_confidence`;
+    its score and every class probability are kept."""
+    if min_confidence is None or prediction.score >= min_confidence:
+        return prediction
+    return dataclasses.replace(prediction, label=UNCERTAIN)
+
+
+def framing_of(classifier) -> Framing:
+    """How faces are cut for `classifier`: its model's framing, else the one every model had
+    before framing was recorded."""
+    return getattr(classifier, "framing", None) or Framing()
+
+
+def _joined(parts: Iterable[Mapping[Framing, list[np.ndarray]]]) -> dict[Framing, list]:
+    """Crops of several pictures, per framing, in picture order."""
+    out: dict[Framing, list[np.ndarray]] = {}
+    for part in parts:
+        for framing, crops in part.items():
+            out.setdefault(framing, []).extend(crops)
+    return out
+
+
 def _as_image(image_or_path) -> np.ndarray:
     if isinstance(image_or_path, np.ndarray):
         if image_or_path.dtype != np.uint8:
@@ -110,6 +141,10 @@ class Pipeline:
     smoothing: EMA weight of the newest frame for video tracks (None: raw per-frame answers).
     landmarks: "mtcnn" replaces the detector's landmarks with MTCNN O-Net's, which follow head
     roll, so crops of tilted faces come out upright (YuNet's own barely tilt).
+    min_confidence: an answer whose top probability is below it is labelled `uncertain`
+    (None: every answer is its most probable class).
+    margin, align: None crops each attribute's faces with its own model's framing; a value
+    overrides that for every attribute (`framings` holds the result per attribute).
     """
 
     def __init__(
@@ -118,14 +153,16 @@ class Pipeline:
         attributes: Mapping[str, Classifier] | Sequence[str] | None = None,
         *,
         batch_size: int = 64,
-        margin: float = DEFAULT_MARGIN,
-        align: bool = True,
+        margin: float | None = None,
+        align: bool | None = None,
         smoothing: float | None = None,
         track_iou: float = 0.3,
         prefetch: int = 8,
         detector_options: Mapping | None = None,
         landmarks: str | None = None,
+        min_confidence: float | None = None,
     ):
+        self.min_confidence = check_min_confidence(min_confidence)
         if detector is None or isinstance(detector, str):
             from mien.detection import create_detector
 
@@ -144,8 +181,17 @@ class Pipeline:
         if batch_size < 1:
             raise MienError(f"batch_size={batch_size}: use 1 or more")
         self.batch_size = batch_size
+        if margin is not None and margin < 0:
+            raise MienError(f"margin={margin}: use 0 or more (a fraction of the face box)")
         self.margin = margin
         self.align = align
+        self.framings: dict[str, Framing] = {
+            name: Framing(
+                framing_of(c).margin if margin is None else margin,
+                framing_of(c).align if align is None else align,
+            )
+            for name, c in self.attributes.items()
+        }
         self.smoothing = smoothing
         self.track_iou = track_iou
         self.prefetch = prefetch
@@ -160,39 +206,60 @@ class Pipeline:
     def analyze(self, image_or_path) -> list[Face]:
         """Faces in one picture (uint8 RGB array, path or encoded bytes), best score first,
         each with `attributes` filled."""
-        image = _as_image(image_or_path)
-        faces = self._detect(image)
-        crops = self._crop(image, faces)
-        return [
-            dataclasses.replace(f, attributes=p)
-            for f, p in zip(faces, self.classify(crops), strict=True)
-        ]
+        return self.analyze_many([image_or_path])[0]
 
-    def classify(self, crops: Sequence[np.ndarray]) -> list[dict[str, Prediction]]:
-        """Every attribute for each face crop, one batched call per classifier."""
-        out: list[dict[str, Prediction]] = [{} for _ in crops]
-        if not crops:
+    def analyze_many(self, images: Sequence) -> list[list[Face]]:
+        """Faces of each picture, as `analyze` gives them, with one call per classifier for the
+        faces of all of them (the HTTP API's batch)."""
+        images = [_as_image(im) for im in images]
+        return self.label(images, [self.detect(im) for im in images])
+
+    def label(self, images: Sequence[np.ndarray], found: Sequence[Sequence[Face]]
+              ) -> list[list[Face]]:
+        """`found[i]`, the faces detected in `images[i]`, with `attributes` filled: cropped per
+        framing and classified with one call per classifier for all of them."""
+        crops = _joined(self.crops(im, faces) for im, faces in zip(images, found, strict=True))
+        predictions = iter(self._predict(crops, sum(map(len, found))))
+        return [[dataclasses.replace(f, attributes=next(predictions)) for f in faces]
+                for faces in found]
+
+    def classify(
+        self, crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray]
+    ) -> list[dict[str, Prediction]]:
+        """Every attribute for each face, one batched call per classifier. `crops`: the faces
+        per framing, as `crops` cuts them, or one list of crops that every attribute reads."""
+        if isinstance(crops, Mapping):
+            n = len(next(iter(crops.values()), ()))
+        else:
+            n, crops = len(crops), {framing: crops for framing in self.framings.values()}
+        out: list[dict[str, Prediction]] = [{} for _ in range(n)]
+        if not n:
             return out
         start = time.perf_counter()
         for name, classifier in self.attributes.items():
-            probs = np.asarray(classifier.predict_proba(list(crops)), np.float64)
+            probs = np.asarray(classifier.predict_proba(list(crops[self.framings[name]])),
+                               np.float64)
             labels = tuple(classifier.labels)
-            if probs.shape != (len(crops), len(labels)):
+            if probs.shape != (n, len(labels)):
                 raise MienError(
-                    f"classifier {name!r} returned shape {probs.shape} for {len(crops)} faces "
+                    f"classifier {name!r} returned shape {probs.shape} for {n} faces "
                     f"and {len(labels)} labels; check the model file"
                 )
             best = probs.argmax(axis=1)
             for i, row in enumerate(probs):
-                out[i][name] = Prediction(
+                out[i][name] = judge(Prediction(
                     labels[best[i]],
                     float(row[best[i]]),
                     {k: float(p) for k, p in zip(labels, row, strict=True)},
-                )
+                ), self.min_confidence)
         self.stats.classify_s += time.perf_counter() - start
         return out
 
-    def _detect(self, image: np.ndarray) -> list[Face]:
+    def _predict(self, crops: Mapping[Framing, Sequence[np.ndarray]], n: int) -> list[dict]:
+        return self.classify(crops) if self.attributes else [{} for _ in range(n)]
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """The detector's faces in a uint8 RGB image (landmarks refined when asked)."""
         start = time.perf_counter()
         faces = self.detector.detect(image)
         if self.landmarks is not None:
@@ -200,13 +267,16 @@ class Pipeline:
         self.stats.detect_s += time.perf_counter() - start
         return faces
 
-    def _crop(self, image: np.ndarray, faces: Sequence[Face]) -> list[np.ndarray]:
-        if not self.attributes:
-            return [np.zeros((1, 1, 3), np.uint8)] * len(faces)  # nothing reads them
+    def crop(self, image: np.ndarray, faces: Sequence[Face], framing: Framing) -> list[np.ndarray]:
+        """`faces` cut from `image` with `framing`: what a classifier of that framing reads."""
         start = time.perf_counter()
-        crops = [crop_face(image, f, self.margin, align=self.align) for f in faces]
+        crops = [crop_face(image, f, framing.margin, align=framing.align) for f in faces]
         self.stats.crop_s += time.perf_counter() - start
         return crops
+
+    def crops(self, image: np.ndarray, faces: Sequence[Face]) -> dict[Framing, list[np.ndarray]]:
+        """`faces` cut once per distinct framing of the attributes."""
+        return {fr: self.crop(image, faces, fr) for fr in dict.fromkeys(self.framings.values())}
 
     # --- streams ---------------------------------------------------------------------------
 
@@ -230,21 +300,21 @@ class Pipeline:
         frames = items if isinstance(first, Frame) else iter_frames(items, **source_options)
         trackers: dict[str, IoUTracker] = {}
         smoothers: dict[str, ProbabilitySmoother] = {}
-        pending: list[tuple[Frame, list[Face], list[np.ndarray]]] = []
+        pending: list[tuple[Frame, list[Face], dict[Framing, list[np.ndarray]]]] = []
         with Prefetcher(frames, self.prefetch) as prefetched:
             try:
                 for frame in prefetched:
                     if frame.image is None:
-                        pending.append((frame, [], []))
+                        pending.append((frame, [], {}))
                     else:
-                        faces = self._detect(frame.image)
-                        pending.append((frame, faces, self._crop(frame.image, faces)))
-                    n_crops = sum(len(c) for _, _, c in pending)
+                        faces = self.detect(frame.image)
+                        pending.append((frame, faces, self.crops(frame.image, faces)))
+                    n_faces = sum(len(f) for _, f, _ in pending)
                     # Flush when a batch is full, when nothing more is decoded yet (a live
                     # camera should not wait for a full batch), or when enough whole frames
                     # wait in memory (long videos with few faces).
                     if (
-                        n_crops >= self.batch_size
+                        n_faces >= self.batch_size
                         or len(pending) >= MAX_PENDING_FRAMES
                         or prefetched.ready() == 0
                     ):
@@ -255,8 +325,8 @@ class Pipeline:
                 self.stats.decode_s += prefetched.busy_s
 
     def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
-        crops = [c for _, _, cs in pending for c in cs]
-        predictions = iter(self.classify(crops))
+        crops = _joined(cs for _, _, cs in pending)
+        predictions = iter(self._predict(crops, sum(len(f) for _, f, _ in pending)))
         for frame, faces, _ in pending:
             self.stats.frames += 1
             if frame.image is None:
@@ -277,7 +347,8 @@ class Pipeline:
                     smoother = smoothers.setdefault(
                         frame.source, ProbabilitySmoother(self.smoothing)
                     )
-                    attrs = {k: smoother.update(track_id, k, p) for k, p in attrs.items()}
+                    attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
+                             for k, p in attrs.items()}
                 face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
                 rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face))
             self.stats.faces += len(faces)

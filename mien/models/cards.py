@@ -171,6 +171,11 @@ def card_text(card: Mapping[str, Any]) -> str:
         lines.append(f"  {label:>{width}} " + " ".join(f"{n:>6}" for n in row))
     lines += ["", f"intended use  {card['intended_use']}", "known weaknesses"]
     lines += [f"  - {w}" for w in card["known_weaknesses"]]
+    if card.get("calibration"):
+        c = card["calibration"]
+        lines += ["", f"calibration   temperature {c['temperature']:.4f} fitted on {c['n']} "
+                  f"images of {c.get('data', 'the validation data')}: expected calibration "
+                  f"error {c['ece_before']:.4f} before, {c['ece_after']:.4f} after"]
     if card.get("labelled_photos"):
         r = card["labelled_photos"]
         lines += ["", f"labelled photos  {r['n']} {r['data']}, {r['positives']} positive, "
@@ -231,7 +236,7 @@ def build_card(
     hardware = (f"{hw.get('cpu', '?')} ({hw.get('device', 'cpu')}, {hw.get('cpu_count', '?')} "
                 f"cores, {hw.get('torch_threads', '?')} torch threads, "
                 f"torch {hw.get('torch', '?')})")
-    keep = ("n", "accuracy", "balanced_accuracy", "macro_f1", "labels", "per_class",
+    keep = ("n", "accuracy", "balanced_accuracy", "macro_f1", "ece", "labels", "per_class",
             "confusion", "split", "tta")
     card = {
         "format": CARD_FORMAT,
@@ -264,8 +269,26 @@ def build_card(
         "intended_use": intended_use,
         "known_weaknesses": list(known_weaknesses),
     }
+    calibration = card_calibration(record, metrics)
+    if calibration is not None:
+        card["calibration"] = calibration
     card.update(extra or {})
     return card
+
+
+def card_calibration(record: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict | None:
+    """The calibration of the shipped file: the `calibration` its record carries (training and
+    `mien calibrate` write it), else the run's metrics.json one when its temperature is the
+    file's; None for an uncalibrated file."""
+    if "temperature" not in record:
+        return None
+    own = record.get("calibration")
+    if own is not None and own.get("temperature") == record["temperature"]:
+        return dict(own)
+    run = metrics.get("calibration")
+    if run is not None and run.get("temperature") == record["temperature"]:
+        return {"data": "validation split", **run}
+    return None
 
 
 def write_card(card: Mapping[str, Any], folder: str | os.PathLike | None = None) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 
 from mien.data.preprocess import Framing, Preprocess
 from mien.errors import ModelFileError
+from mien.evaluation.calibration import ACTIVATIONS, view_probabilities
 from mien.training.checkpoint import parse_record
 
 BATCH = 256  # images per forward pass: bounds memory for long lists at little speed cost
@@ -35,19 +36,6 @@ class Classifier(Protocol):
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
-def _probabilities(logits: np.ndarray, activation: str) -> np.ndarray:
-    logits = logits.astype(np.float64)
-    if activation == "probabilities":
-        p = logits
-    elif activation == "sigmoid":
-        p = 1.0 / (1.0 + np.exp(-logits))  # independent per class (BCE); rescaled to sum to 1
-        if p.shape[1] == 1:  # one output: P(second class) of a binary model
-            p = np.concatenate([1.0 - p, p], axis=1)
-    else:  # softmax
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 class _Base:
     def __init__(self, name: str, record: Mapping[str, Any], path: str | os.PathLike):
         self.name = name
@@ -58,12 +46,21 @@ class _Base:
         self.input_size: tuple[int, int] = self.preprocess.input_size
         # how the pipeline crops faces for this model (record "framing"; older files: default)
         self.framing = Framing.from_dict(record.get("framing"))
-        self._activation = record.get("activation", "softmax")
+        self.activation: str = record.get("activation", "softmax")
+        if self.activation not in ACTIVATIONS:
+            raise ModelFileError(f"{path}: unknown activation {self.activation!r} in its "
+                                 "record; upgrade mien or re-export the model")
         # "flip": every prediction averages the face and its mirror (TrainConfig.tta).
         self.tta: str = record.get("tta", "none")
         if self.tta not in TTA_MODES:
             raise ModelFileError(f"{path}: unknown test-time augmentation {self.tta!r} in its "
                                  "record; upgrade mien or re-export the model")
+        # outputs / T before the activation (mien.evaluation.calibration); absent: 1, as before
+        temperature = record.get("temperature", 1.0)
+        if not isinstance(temperature, int | float) or not 0 < temperature < float("inf"):
+            raise ModelFileError(f"{path}: temperature {temperature!r} in its record is not a "
+                                 "positive number; re-calibrate it with `mien calibrate`")
+        self.temperature = float(temperature)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, labels={list(self.labels)})"
@@ -71,17 +68,25 @@ class _Base:
     def _logits(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """uint8 images of any size and colour -> float32 (N, num_classes), rows summing to 1."""
-        out = [np.empty((0, len(self.labels)), np.float32)]
+    def outputs(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """The network's raw outputs per test-time view: float (V, N, K), V = 2 with flip TTA
+        (the face, then its mirror). What calibration fits the temperature on."""
+        out = []
         for s in range(0, len(images), BATCH):
             x = self.preprocess(images[s:s + BATCH])
-            p = _probabilities(self._logits(x), self._activation)
+            z = [self._logits(x)]
             if self.tta == "flip":  # preprocessing commutes with the mirror: flip its output
-                mirrored = np.ascontiguousarray(x[..., ::-1])
-                p = (p + _probabilities(self._logits(mirrored), self._activation)) / 2
-            out.append(p)
-        return np.concatenate(out)
+                z.append(self._logits(np.ascontiguousarray(x[..., ::-1])))
+            out.append(np.stack(z))
+        if not out:
+            return np.empty((2 if self.tta == "flip" else 1, 0, len(self.labels)), np.float32)
+        return np.concatenate(out, axis=1)
+
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 images of any size and colour -> float32 (N, num_classes), rows summing to 1:
+        each view's outputs / temperature through the activation, views averaged."""
+        return view_probabilities(self.outputs(images), self.activation,
+                                  self.temperature).astype(np.float32)
 
 
 class OnnxClassifier(_Base):

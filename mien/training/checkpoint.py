@@ -101,9 +101,9 @@ def best_member(state: Mapping, record: Mapping) -> tuple[dict, dict, int]:
     k = max(range(len(members)), key=lambda i: scores[i])
     prefix = f"members.{k}."
     one = {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)}
-    rec = {key: v for key, v in record.items() if key != "members"}
+    rec = {key: v for key, v in record.items() if key not in ("members", "calibration")}
     rec.update(arch=members[k]["arch"], model_kwargs=members[k].get("model_kwargs", {}),
-               epoch=members[k].get("epoch"))
+               epoch=members[k].get("epoch"), temperature=members[k].get("temperature", 1.0))
     return one, rec, k
 
 
@@ -123,7 +123,8 @@ def build_model(record: Mapping, state: Mapping | None = None, *, path: str | os
     if record.get("members"):  # an ensemble of finished runs (mien.training.ensemble)
         from mien.models.ensemble import Ensemble
 
-        model = Ensemble([one(m["arch"], m.get("model_kwargs", {})) for m in record["members"]])
+        model = Ensemble([one(m["arch"], m.get("model_kwargs", {})) for m in record["members"]],
+                         [m.get("temperature", 1.0) for m in record["members"]])
     else:
         model = one(record["arch"], record.get("model_kwargs", {}))
     if state is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from mien.data.preprocess import Framing
 from mien.errors import MienError
 from mien.models.loading import TTA_MODES
 
@@ -55,6 +56,11 @@ class TrainConfig:
     # Test-time augmentation stored with the weights and done by every prediction (evaluate,
     # analyze, serve): "flip" averages the probabilities of the face and its mirror.
     tta: str = "none"
+    # How `mien analyze` should cut faces from photos for this model: a square of the detector
+    # box's side x (1 + margin), eyes levelled when align. Recorded with the weights, never used
+    # in training: set it to match how the training images were framed.
+    framing_margin: float = 0.2
+    framing_align: bool = True
 
     # --- optimisation ---
     epochs: int = 30
@@ -130,6 +136,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self)
+
+    @property
+    def framing(self) -> Framing:
+        return Framing(self.framing_margin, self.framing_align)
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **_normalise(changes))
@@ -221,7 +231,7 @@ def _check(c: TrainConfig) -> None:
             raise bad(option, getattr(c, option), "must be positive")
     for option in ("weight_decay", "warmup_epochs", "patience", "rotate", "crop", "brightness",
                    "contrast", "scale_shift", "gamma", "aux_weight", "num_workers", "threads",
-                   "blur_sigma", "train_blur_sigma"):
+                   "blur_sigma", "train_blur_sigma", "framing_margin"):
         if getattr(c, option) is not None and getattr(c, option) < 0:
             raise bad(option, getattr(c, option), "must be 0 or more")
     if c.select not in SELECT_BY:

@@ -1,9 +1,11 @@
 """`combine_runs`: finished training runs -> one ensemble run folder (`mien ensemble`).
 
-The ensemble (mien.models.ensemble) averages its members' class probabilities. Its folder looks
-like a training run's (model.safetensors, model.onnx, config.yaml, metrics.json, confusion.png,
-split.json), so it evaluates, analyzes, serves, compares and ships like one. Its validation
-figures are measured here on the members' validation images, which must be the same for all.
+The ensemble (mien.models.ensemble) averages its members' class probabilities, each member at
+its own temperature, and gets a temperature of its own fitted on the validation images. Its
+folder looks like a training run's (model.safetensors, model.onnx, config.yaml, metrics.json,
+confusion.png, split.json), so it evaluates, analyzes, serves, compares and ships like one. Its
+validation figures are measured here on the members' validation images, which must be the same
+for all.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mien.data.preprocess import Framing
 from mien.errors import ModelFileError
 from mien.training import checkpoint as ckpt
 from mien.training.config import ConfigError
@@ -22,7 +25,8 @@ from mien.training.config import ConfigError
 # What members must share: they read the same faces the same way and answer the same classes.
 # (key, the value a record without it means)
 SHARED = (("task", "classify"), ("labels", None), ("in_channels", None), ("input_size", None),
-          ("preprocess", None), ("tta", "none"), ("activation", "softmax"))
+          ("preprocess", None), ("tta", "none"), ("activation", "softmax"),
+          ("framing", Framing().to_dict()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +74,12 @@ def _write_model(records, states, sources, path: Path, name: str, tta: str | Non
     embedding heads can start from the best member."""
     accuracies = accuracies or [None] * len(records)
     members = [{"arch": r["arch"], "model_kwargs": r.get("model_kwargs", {}),
-                "weights_from": str(src), "epoch": r.get("epoch"), "best_val_accuracy": acc}
+                "weights_from": str(src), "epoch": r.get("epoch"), "best_val_accuracy": acc,
+                "temperature": r.get("temperature", 1.0)}
                for r, src, acc in zip(records, sources, accuracies, strict=True)]
     base = records[0]
-    extra = {k: base[k] for k in ("activation", "loss", "trained_on", "tta") if k in base}
+    extra = {k: base[k] for k in ("activation", "loss", "trained_on", "tta", "framing")
+             if k in base}
     if tta is not None:
         extra["tta"] = tta
     from mien.data.preprocess import Preprocess
@@ -114,6 +120,7 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     `tta` ("none" or "flip") replaces the members' test-time augmentation: an ensemble gains
     less from flipping, and every flipped view costs one more pass of every member."""
     from mien.evaluation.evaluate import evaluate
+    from mien.models.calibrate import calibrate_classifier, write_record
     from mien.models.loading import TTA_MODES, OnnxClassifier, TorchClassifier
 
     runs = [Path(r) for r in runs]
@@ -150,7 +157,13 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
             [mt["best_val_accuracy"] if weights == "best" else None for mt in metrics])
         ckpt.export_onnx(ckpt.build_model(record, state, path=out).eval(), record,
                          work / ckpt.ONNX_FILE)
-        echo(f"scoring the ensemble of {len(runs)} runs on {len(val)} validation images ...")
+        echo(f"calibrating and scoring the ensemble of {len(runs)} runs on {len(val)} "
+             "validation images ...")
+        calibration = calibrate_classifier(OnnxClassifier(work / ckpt.ONNX_FILE), val)
+        record = {**record, "temperature": calibration.temperature,
+                  "calibration": {**calibration.to_dict(), "data": "validation split"}}
+        ckpt.save_weights(work / ckpt.MODEL_FILE, state, record)
+        write_record(work / ckpt.ONNX_FILE, work / ckpt.ONNX_FILE, record)
         result = evaluate(OnnxClassifier(work / ckpt.ONNX_FILE), val, batch_size=256)
         last_acc = None
         if weights == "best" and all((r / ckpt.LAST_FILE).is_file() for r in runs):
@@ -159,7 +172,8 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                          work / ckpt.LAST_FILE, out.name, tta)
             last_acc = evaluate(TorchClassifier(work / ckpt.LAST_FILE), val,
                                 batch_size=256).metrics.accuracy
-        _write_reports(work, runs, weights, record, config, metrics, result.metrics, last_acc)
+        _write_reports(work, runs, weights, record, config, metrics, result.metrics, last_acc,
+                       calibration)
         os.replace(work, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -169,7 +183,8 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                           m.accuracy, m.balanced_accuracy, last_acc)
 
 
-def _write_reports(out: Path, runs, weights, record, config, metrics, m, last_acc) -> None:
+def _write_reports(out: Path, runs, weights, record, config, metrics, m, last_acc,
+                   calibration) -> None:
     """confusion.png, split.json, config.yaml and metrics.json, as a training run has them."""
     import yaml
 
@@ -202,5 +217,6 @@ def _write_reports(out: Path, runs, weights, record, config, metrics, m, last_ac
         "images_per_second": None,
         "num_train": metrics[0]["num_train"], "num_val": m.n,
         "hardware": metrics[0].get("hardware", {}), "confusion": cm.tolist(),
+        "calibration": calibration.to_dict(),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=1))

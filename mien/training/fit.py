@@ -1,9 +1,9 @@
 """Train one model into a run folder: decode once, augment in numpy, preprocess with the same
 `Preprocess` stored beside the weights, optimise with torch, keep the best epoch.
 
-Run folder: config.yaml, split.json (when `data` was split), model.safetensors (best),
-last.safetensors + last.state.safetensors (for --resume), model.onnx, metrics.json, curves.png,
-confusion.png.
+Run folder: config.yaml, split.json (when `data` was split), model.safetensors (best, with its
+temperature fitted on validation), last.safetensors + last.state.safetensors (for --resume),
+model.onnx, metrics.json, curves.png, confusion.png.
 """
 
 from __future__ import annotations
@@ -288,7 +288,8 @@ class _Run:
         self.record = ckpt.model_record(
             arch=cfg.model, labels=data.classes, preprocess=pre, in_channels=pre.channels,
             model_kwargs=getattr(model, "model_kwargs", {}), activation=activation_for(loss_kind),
-            loss=loss_kind, trained_on=str(cfg.data), run=run_dir.name, tta=cfg.tta)
+            loss=loss_kind, trained_on=str(cfg.data), run=run_dir.name, tta=cfg.tta,
+            framing=cfg.framing.to_dict())
         self.loop = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0,
                      "train_seconds": 0.0, "images_seen": 0}
         self.best_state: dict | None = None
@@ -476,22 +477,50 @@ class _Run:
         return "completed"
 
     def finish(self, stopped: str) -> RunResult:
-        """Best weights back in the model, ONNX export, metrics.json and the plots."""
-        loop = self.loop
+        """Best weights back in the model, its temperature fitted on validation, ONNX export,
+        metrics.json and the plots."""
+        loop, calibration = self.loop, None
         final_acc = loop["history"][-1]["val_accuracy"] if loop["history"] else float("nan")
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)  # the run's model is its best epoch
             if stopped != "interrupted":
                 if self.best_pred is None:  # resumed after the best epoch
                     self.best_pred = self.evaluate()[2]
-                ckpt.export_onnx(self.model.cpu(),
-                                 {**self.record, "epoch": loop["best_epoch"],
-                                  "val_accuracy": loop["best_acc"]},
-                                 self.run_dir / ckpt.ONNX_FILE)
+                calibration = self.calibrate()
+                record = {**self.record, "epoch": loop["best_epoch"],
+                          "val_accuracy": loop["best_acc"],
+                          "temperature": calibration.temperature,
+                          "calibration": {**calibration.to_dict(), "data": "validation split"}}
+                ckpt.save_weights(self.run_dir / ckpt.MODEL_FILE, self.best_state, record)
+                ckpt.export_onnx(self.model.cpu(), record, self.run_dir / ckpt.ONNX_FILE)
         result = RunResult(self.run_dir, loop["best_acc"], final_acc, loop["best_epoch"],
                            loop["epoch"], stopped, loop["train_seconds"])
         _write_metrics(self.run_dir, self.cfg, self.data, loop, result, self.best_pred,
-                       self.device)
+                       self.device, calibration)
+        return result
+
+    def calibrate(self):
+        """The temperature of the best weights, fitted on the validation images as inference
+        will see them: float32 outputs, each view divided by T before flip TTA averages them
+        (mien.models.loading)."""
+        import torch
+
+        from mien.evaluation.calibration import calibrate
+
+        self.model.eval()
+        outputs = []
+        with torch.no_grad():
+            for s in range(0, len(self.data.val_y), VAL_BATCH):
+                x = self._input(self.data.val_x[s:s + VAL_BATCH]).to(self.device)
+                views = [self.model(x).float()]
+                if self.cfg.tta == "flip":
+                    views.append(self.model(torch.flip(x, dims=[3])).float())
+                outputs.append(torch.stack(views).cpu().numpy())
+        result = calibrate(np.concatenate(outputs, axis=1), self.data.val_y,
+                           self.record["activation"])
+        self.echo(f"calibrated on {result.n} validation images: temperature "
+                  f"{result.temperature:.3f}, ECE {result.ece_before:.4f} -> "
+                  f"{result.ece_after:.4f}")
         return result
 
 
@@ -502,7 +531,8 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
-                   result: RunResult, best_pred: np.ndarray | None, device: str) -> None:
+                   result: RunResult, best_pred: np.ndarray | None, device: str,
+                   calibration=None) -> None:
     from mien.training.plots import plot_confusion, plot_curves
 
     k = len(data.classes)
@@ -520,6 +550,8 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
     }
     if data.aux_names:
         metrics["aux_attributes"] = list(data.aux_names)
+    if calibration is not None:
+        metrics["calibration"] = calibration.to_dict()
     if best_pred is not None:
         cm = np.zeros((k, k), dtype=np.int64)
         np.add.at(cm, (data.val_y, best_pred), 1)

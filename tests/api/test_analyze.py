@@ -108,12 +108,34 @@ def test_options_choose_attributes_and_detector_settings(client, two_faces):
 @pytest.mark.parametrize("query,where", [
     ("attributes=tone,smile", "smile"), ("detector=nonesuch", "nonesuch"),
     ("min_face=0", "min_face"), ("threshold=2", "threshold"), ("annotate_format=gif", "gif"),
+    ("min_confidence=1.5", "min_confidence"), ("min_confidence=-0.1", "min_confidence"),
 ])
 def test_bad_options_are_422_with_a_reason(client, face_photo, query, where):
     r = client.post(f"/v1/analyze?{query}", content=face_photo,
                     headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 422
     assert set(r.json()) == {"error", "detail"} and where in r.json()["detail"]
+
+
+def test_min_confidence_labels_low_answers_uncertain(client, face_photo):
+    send = dict(content=face_photo, headers={"Content-Type": "image/jpeg"})
+    [plain] = client.post("/v1/analyze", **send).json()["faces"]
+    before = plain["attributes"]["tone"]
+    assert 0.55 < before["score"] < 0.95  # a middling answer
+    for cut in (before["score"] - 0.05, before["score"] + 0.05):
+        one = client.post(f"/v1/analyze?min_confidence={cut}", **send)
+        batch = client.post(f"/v1/analyze/batch?min_confidence={cut}",
+                            files=[("files", ("a.jpg", face_photo, "image/jpeg"))])
+        assert one.status_code == batch.status_code == 200, (one.text, batch.text)
+        library = Pipeline("haar", {"tone": ToneClassifier()}, min_confidence=cut)
+        [want] = library.analyze(face_photo)
+        assert want.attributes["tone"].uncertain == (cut > before["score"])
+        for body in (one.json(), batch.json()[0]["result"]):
+            tone = body["faces"][0]["attributes"]["tone"]
+            assert tone["label"] == want.attributes["tone"].label
+            # the score and every probability stay, so the answer can still be read
+            assert (tone["score"], tone["probabilities"]) == (before["score"],
+                                                              before["probabilities"])
 
 
 def test_batch_reports_each_image_inline(make_app, face_photo, two_faces):
@@ -137,6 +159,33 @@ def test_batch_reports_each_image_inline(make_app, face_photo, two_faces):
     assert_same_faces(items[0]["result"]["faces"], library_faces(face_photo))
     assert_same_faces(items[3]["result"]["faces"], library_faces(two_faces))
     assert tone.calls == [3]  # every face of the batch in one classifier call
+
+
+def test_batch_detector_failure_fails_only_that_photo(make_app, face_photo, two_faces,
+                                                     monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from mien.detection.haar import HaarDetector
+    from mien.errors import MienError
+
+    real = HaarDetector.detect
+
+    def detect(self, image):
+        if image.shape[:2] == (480, 360):  # two_faces
+            raise MienError("detector failed on this photo")
+        return real(self, image)
+
+    monkeypatch.setattr(HaarDetector, "detect", detect)
+    tone = ToneClassifier()
+    client = TestClient(make_app({"tone": tone}))
+    files = [("files", ("two.jpg", two_faces, "image/jpeg")),
+             ("files", ("one.jpg", face_photo, "image/jpeg"))]
+    r = client.post("/v1/analyze/batch", files=files)
+    assert r.status_code == 200, r.text
+    items = r.json()
+    assert items[0]["status"] >= 400 and "detector failed" in items[0]["detail"]
+    assert items[1]["status"] == 200
+    assert_same_faces(items[1]["result"]["faces"], library_faces(face_photo))
 
 
 def test_batch_over_the_file_limit_is_413(make_app, face_photo):
@@ -235,3 +284,25 @@ def test_loads_bundled_or_given_models_without_injection(tmp_path, face_photo):
         app.state.service.close()
 
 
+
+
+def test_the_api_crops_each_model_as_it_was_trained(make_app, two_faces):
+    """A model's framing reaches the API through the library's pipeline, in single and batch."""
+    from fastapi.testclient import TestClient
+
+    from mien.data.preprocess import Framing, Preprocess
+
+    tight, plain = ToneClassifier(), ToneClassifier()
+    for tone in (tight, plain):  # mean gray level in [0, 1]: probabilities that do not saturate
+        tone.preprocess = Preprocess(input_size=(24, 24), color="gray", mean=(0.0,), std=(1.0,))
+    tight.framing = Framing(margin=0.0, align=False)
+    client = TestClient(make_app({"tone": tight}))
+    want = Pipeline("haar", {"tone": tight}).analyze(two_faces)
+    one = client.post("/v1/analyze", content=two_faces, headers={"Content-Type": "image/jpeg"})
+    batch = client.post("/v1/analyze/batch", files=[("files", ("a.jpg", two_faces, "image/jpeg"))])
+    assert one.status_code == batch.status_code == 200, (one.text, batch.text)
+    assert_same_faces(one.json()["faces"], want)
+    assert_same_faces(batch.json()[0]["result"]["faces"], want)
+    default = Pipeline("haar", {"tone": plain}).analyze(two_faces)  # the default framing
+    assert [f.attributes["tone"].score for f in want] != pytest.approx(
+        [f.attributes["tone"].score for f in default])

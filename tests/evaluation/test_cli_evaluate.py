@@ -15,6 +15,8 @@ def test_evaluate_prints_table_and_writes_json(folder, fake_loader, tmp_path):
                                  "--json", str(out)])
     assert result.exit_code == 0, result.output
     assert "accuracy 0.8000" in result.output
+    record = json.loads(out.read_text())
+    assert f"ECE {record['ece']:.4f}" in result.output
     for label in ("dark", "mid", "bright"):
         assert label in result.output
     assert fake_loader["bright-model"].batches == [3, 3, 3, 1]

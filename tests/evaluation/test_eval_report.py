@@ -57,17 +57,19 @@ def test_report_is_valid_html_with_embedded_pngs(folder, tmp_path):
     result = evaluate(BrightnessClassifier(), open_dataset(folder)["all"], model_name="m<1>")
     path = write_report(result, tmp_path / "rep")
     page = _parse(path)
-    assert len(page.images) == 4
+    assert len(page.images) == 5
     blobs = {img["alt"]: _decode(img) for img in page.images}
     for name, alt in [("confusion.png", "confusion matrix, counts"),
                       ("confusion_normalized.png", "confusion matrix, row-normalised"),
                       ("class_counts.png", "actual vs predicted"),
+                      ("reliability.png", "reliability diagram"),
                       ("mistakes.png", "most confident mistakes")]:
         assert (path.parent / name).read_bytes() == blobs[alt]
     text = " ".join(page.text)
     assert "m<1>" in text  # escaped in the file, restored by the parser
     assert "99-broken.png" in text  # the unreadable file is listed
     assert "Most confident mistakes (2)" in text
+    assert "Calibration" in text and f"{result.ece:.4f}" in text
     assert "http" not in path.read_text().replace("http-equiv", "")  # nothing external
     with open(path.parent / "predictions.csv") as fh:
         rows = list(csv.DictReader(fh))
@@ -86,7 +88,7 @@ def test_report_of_run_folder_has_curves_and_config(folder, tmp_path):
     result = evaluate(BrightnessClassifier(), open_dataset(folder)["all"])
     path = write_report(result, tmp_path / "rep", run_dir=run)
     page = _parse(path)
-    assert len(page.images) == 5
+    assert len(page.images) == 6
     assert (path.parent / "curves.png").read_bytes() == _decode(
         next(i for i in page.images if i["alt"] == "training curves"))
     text = " ".join(page.text)

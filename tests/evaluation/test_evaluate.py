@@ -7,6 +7,7 @@ from PIL import Image
 
 from mien.data.datasets import LabelSpec, open_dataset
 from mien.errors import DatasetError, MienError
+from mien.evaluation.calibration import expected_calibration_error
 from mien.evaluation.evaluate import evaluate, select_split
 
 
@@ -47,7 +48,9 @@ def test_json_has_exactly_the_documented_shape(folder):
                 "confusion": list, "seconds": float, "images_per_second": float}
     for key, kind in required.items():
         assert isinstance(record[key], kind), key
-    assert set(record) - set(required) <= {"split", "tta", "unreadable", "top2_accuracy"}
+    assert set(record) - set(required) <= {"split", "tta", "unreadable", "top2_accuracy", "ece"}
+    assert record["ece"] == pytest.approx(expected_calibration_error(result.proba,
+                                                                     result.y_true))
     assert (record["model"], record["data"], record["n"]) == ("m", "d", 10)
     assert record["labels"] == ["dark", "mid", "bright"]
     assert list(record["per_class"]) == record["labels"]

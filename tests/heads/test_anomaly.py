@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mien.data.preprocess import Framing
 from mien.heads.anomaly import (
     AnomalyDetector,
     anomaly_labels,
@@ -115,6 +116,7 @@ def test_anomaly_run_thresholds_the_training_scores(anomaly_run, anomaly_data):
 
 def test_detector_predicts_by_threshold(anomaly_run, anomaly_data):
     det = load_classifier(anomaly_run)
+    assert det.framing == Framing() and det.record["framing"] == Framing().to_dict()
     images = [np.asarray(Image.open(p)) for c in ("noise", "smooth")
               for p in sorted((anomaly_data / c).glob("*"))[:5]]
     p = det.predict_proba(images)

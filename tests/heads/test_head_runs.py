@@ -7,6 +7,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from mien.data.preprocess import Framing
 from mien.errors import ModelFileError
 from mien.heads.saved import HeadClassifier
 from mien.models.loading import load_classifier
@@ -54,6 +55,7 @@ def test_head_run_folder(knn_run, cnn_run):
 def test_load_classifier_composes_cnn_and_head(knn_run, stripes):
     clf = load_classifier(knn_run)
     assert isinstance(clf, HeadClassifier) and clf.labels == ("horizontal", "vertical")
+    assert clf.framing == Framing() and clf.record["framing"] == Framing().to_dict()
     images = _images(stripes / "horizontal") + _images(stripes / "vertical")
     images.append(np.full((70, 50, 3), 128, np.uint8))  # any size and colour
     p = clf.predict_proba(images)

@@ -177,6 +177,29 @@ def test_bad_options_fail_with_one_line(photos, models_env, tmp_path, capsys):
         assert code != 0 and message in err and "Traceback" not in err, (argv, err)
 
 
+def test_min_confidence_labels_low_answers_uncertain(two_faces, light_model, models_env,
+                                                     capsys):
+    from typer.testing import CliRunner
+
+    from mien.cli.main import app
+
+    def rows(*extra):
+        result = CliRunner().invoke(app, ["analyze", str(two_faces), "--attributes",
+                                          light_model, *extra])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+    plain, none, every = rows(), rows("--min-confidence", "0"), rows("--min-confidence", "1")
+    assert len(plain) == 2 and all(r["light"] in ("dark", "bright") for r in plain)
+    assert none == plain
+    assert [r["light"] for r in every] == ["uncertain", "uncertain"]
+    # the probabilities stay, so the answer can still be read
+    assert [r["light.bright"] for r in every] == [r["light.bright"] for r in plain]
+    code, out, err = run_cli(["analyze", str(two_faces), "--min-confidence", "1.5"], capsys)
+    assert code != 0 and out == ""
+    assert err.strip() == "error: min_confidence 1.5: use a probability in [0, 1]"
+
+
 def test_stdin_glob_and_a_camera_that_cannot_open(
     photos, two_faces, models_env, monkeypatch, capsys
 ):

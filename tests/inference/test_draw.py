@@ -21,6 +21,14 @@ def test_caption_shows_yes_probability_of_yes_no_attributes():
     assert positive_label(["cat", "dog"]) is None
 
 
+def test_caption_says_uncertain_and_keeps_the_probability():
+    face = _face(
+        expression=Prediction("uncertain", 0.41, {"happy": 0.41, "sad": 0.39, "neutral": 0.2}),
+        smile=Prediction("uncertain", 0.55, {"no_smile": 0.45, "smile": 0.55}),
+    )
+    assert caption(face) == "expression uncertain 0.41 · smile uncertain 0.55"
+
+
 def test_drawing_marks_the_box_and_leaves_the_rest():
     image = np.full((160, 200, 3), 60, np.uint8)
     face = _face(smile=Prediction("smile", 0.8, {"no_smile": 0.2, "smile": 0.8}))

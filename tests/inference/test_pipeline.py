@@ -6,10 +6,11 @@ import shutil
 
 import numpy as np
 import pytest
-from tiny_classifiers import BrightnessClassifier, CentreClassifier
+from tiny_classifiers import BRIGHTNESS_PREPROCESS, BrightnessClassifier, CentreClassifier
 
 import mien
 from mien.data.io import read_image
+from mien.data.preprocess import Framing
 from mien.inference import Frame, Pipeline
 from mien.inference.align import crop_face
 from mien.inference.pipeline import load_attributes
@@ -29,7 +30,10 @@ def test_analyze_fills_every_attribute_from_the_face_crop(pipeline, two_faces):
         assert set(face.attributes) == {"light", "side"}
         light = face.attributes["light"]
         assert list(light.probabilities) == ["dark", "bright"]
-        expected = BrightnessClassifier.expected(crop_face(image, face, pipeline.margin))
+        framing = pipeline.framings["light"]  # a classifier without one: the old default
+        assert framing == Framing(margin=0.2, align=True)
+        crop = crop_face(image, face, framing.margin, align=framing.align)
+        expected = BrightnessClassifier.expected(crop)
         got = [light.probabilities["dark"], light.probabilities["bright"]]
         assert got == pytest.approx(expected, abs=1e-4)
         assert light.label == ("bright" if expected[1] > 0.5 else "dark")
@@ -170,3 +174,92 @@ def test_landmark_option(models_env, two_faces):
     for a, b in zip(plain, refined, strict=True):
         moved = np.hypot(*(np.array(a.landmarks) - np.array(b.landmarks)).T)
         assert 0 < moved.max() < 0.25 * a.box.width  # same points, placed anew
+
+
+class _Fixed:
+    """Hands out the given probability rows in turn, one per face."""
+
+    name, labels = "fixed", ("a", "b", "c")
+    preprocess = BRIGHTNESS_PREPROCESS
+
+    def __init__(self, rows):
+        self.rows = iter(np.array(rows, np.float32))
+
+    def predict_proba(self, images):
+        return np.stack([next(self.rows) for _ in images])
+
+
+class _OneFace:
+    def detect(self, image):
+        from mien.types import Box, Face
+
+        return [Face(Box(10, 10, 50, 50), 0.9)]
+
+
+def test_min_confidence_labels_low_answers_uncertain_and_keeps_their_probabilities():
+    rows = [[0.5, 0.3, 0.2], [0.9, 0.05, 0.05], [0.6, 0.4, 0.0]]
+    crops = [np.zeros((8, 8, 3), np.uint8)] * 3
+    plain = Pipeline(_OneFace(), {"x": _Fixed(rows)}).classify(crops)
+    sure = Pipeline(_OneFace(), {"x": _Fixed(rows)}, min_confidence=0.6).classify(crops)
+    assert [p["x"].label for p in plain] == ["a", "a", "a"]
+    assert [p["x"].label for p in sure] == ["uncertain", "a", "a"]  # 0.6 is not below 0.6
+    assert sure[0]["x"].uncertain and not sure[1]["x"].uncertain
+    assert sure[0]["x"].score == pytest.approx(0.5)
+    assert sure[0]["x"].probabilities == plain[0]["x"].probabilities
+    for bad in (-0.1, 1.5):
+        with pytest.raises(mien.errors.MienError, match=rf"min_confidence {bad}: use a prob"):
+            Pipeline(_OneFace(), {}, min_confidence=bad)
+
+
+def test_min_confidence_judges_the_smoothed_answer_of_a_track():
+    image = np.full((60, 60, 3), 128, np.uint8)
+    frames = [Frame("clip", i, i / 10, image, stream=True) for i in range(2)]
+    fixed = _Fixed([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0]])
+    pipe = Pipeline(_OneFace(), {"x": fixed}, smoothing=0.5, min_confidence=0.6)
+    first, second = (r.face.attributes["x"] for r in pipe.run(frames))
+    assert first.label == "a"
+    assert second.label == "uncertain"  # mean of the two frames: 0.5 / 0.5
+    assert second.probabilities == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})
+
+
+def test_each_attribute_reads_faces_cut_with_its_own_framing(
+    models_env, brightness_onnx, two_faces, group_photo
+):
+    tight, loose = Framing(margin=0.0, align=False), Framing(margin=0.4, align=True)
+    models = {name: BrightnessClassifier(brightness_onnx) for name in ("tight", "loose", "plain")}
+    models["tight"].framing, models["loose"].framing = tight, loose  # "plain" has none
+    pipe = Pipeline("yunet", models)
+    assert pipe.framings == {"tight": tight, "loose": loose, "plain": Framing()}
+    image = read_image(two_faces)
+    faces = pipe.analyze(image)
+    assert len(faces) == 2
+    for face in faces:
+        for name, framing in pipe.framings.items():
+            crop = crop_face(image, face, framing.margin, align=framing.align)
+            want = BrightnessClassifier.expected(crop)[1]
+            assert face.attributes[name].probabilities["bright"] == pytest.approx(want, abs=1e-4)
+        assert face.attributes["tight"].score != pytest.approx(face.attributes["loose"].score)
+    assert len(pipe.crops(image, faces)) == 3  # one cut per distinct framing
+    same = Pipeline("yunet", {"a": models["plain"], "b": BrightnessClassifier(brightness_onnx)})
+    assert len(same.crops(image, faces)) == 1
+
+    # Streams and batches of pictures give each attribute the same crops as `analyze`.
+    rows = list(pipe.run([two_faces]))
+    assert [r.face.attributes for r in rows] == [f.attributes for f in faces]
+    for model in models.values():
+        model.calls.clear()
+    many = pipe.analyze_many([two_faces, group_photo])
+    assert [len(f) for f in many] == [2, 3]
+    assert [f.attributes for f in many[0]] == [f.attributes for f in faces]
+    assert all(model.calls == [5] for model in models.values())  # one call for both pictures
+
+
+def test_margin_and_align_given_override_every_models_framing(models_env, brightness_onnx):
+    light = BrightnessClassifier(brightness_onnx)
+    light.framing = Framing(margin=0.0, align=False)
+    pipe = Pipeline("yunet", {"light": light, "side": CentreClassifier()}, margin=0.3)
+    assert pipe.framings == {"light": Framing(0.3, False), "side": Framing(0.3, True)}
+    pipe = Pipeline("yunet", {"light": light}, margin=0.1, align=True)
+    assert pipe.framings == {"light": Framing(0.1, True)}
+    with pytest.raises(mien.errors.MienError, match="margin=-0.5"):
+        Pipeline("yunet", {"light": light}, margin=-0.5)

@@ -11,6 +11,7 @@ import pytest
 
 from mien.cli.main import main
 from mien.errors import ModelFileError
+from mien.inference.pipeline import framing_of
 from mien.models import cards
 from mien.models.loading import load_classifier
 
@@ -126,6 +127,27 @@ def test_held_out_figures_of_the_card_are_reproduced(name, shared_data, installe
     result = evaluate(load_classifier(name), ds, batch_size=256)
     assert result.metrics.accuracy == pytest.approx(card["validation"]["accuracy"], abs=1e-12)
     assert [list(r) for r in result.metrics.confusion] == card["validation"]["confusion"]
+    if "ece" in card["validation"]:
+        assert result.ece == pytest.approx(card["validation"]["ece"], abs=1e-9)
+    if "calibration" in card:  # fitted on these images: its ECE after is what the file gives
+        assert load_classifier(name).temperature == card["calibration"]["temperature"]
+        assert result.ece == pytest.approx(card["calibration"]["ece_after"], abs=1e-4)
+
+
+def test_cards_show_the_calibration_of_their_own_file(installed):
+    record = {"temperature": 0.75}
+    fitted = {"temperature": 0.75, "ece_before": 0.0321, "ece_after": 0.0076, "n": 1053}
+    # the record's own entry (mien calibrate, training), else the run's when it is this file's
+    assert cards.card_calibration({**record, "calibration": {**fitted, "data": "d"}}, {}) == {
+        **fitted, "data": "d"}
+    assert cards.card_calibration(record, {"calibration": fitted}) == {
+        **fitted, "data": "validation split"}
+    assert cards.card_calibration(record, {"calibration": {**fitted, "temperature": 2.0}}) is None
+    assert cards.card_calibration({}, {"calibration": fitted}) is None  # an uncalibrated file
+    card = {**installed["smile"].card, "calibration": {**fitted, "data": "SMILEs held-out"}}
+    line = next(x for x in cards.card_text(card).splitlines() if x.startswith("calibration"))
+    assert line == ("calibration   temperature 0.7500 fitted on 1053 images of SMILEs held-out: "
+                    "expected calibration error 0.0321 before, 0.0076 after")
 
 
 def test_glasses_labelled_photo_figures_are_reproduced(shared_data, shared_models, installed,
@@ -142,13 +164,14 @@ def test_glasses_labelled_photo_figures_are_reproduced(shared_data, shared_model
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     labels = bench.read_labels()
-    files, crops, det = bench.face_crops(shared_data / "detection/genki_szsl", labels,
-                                         claimed["detector"])
-    found = [i for i, c in enumerate(crops) if c is not None]
+    files, faces, pipeline = bench.detected_faces(shared_data / "detection/genki_szsl", labels,
+                                                  claimed["detector"])
+    found = [i for i, f in enumerate(faces) if f is not None]
     clf = load_classifier("glasses")
-    p = clf.predict_proba([crops[i] for i in found])[:, list(clf.labels).index("eyeglasses")]
+    crops = bench.crops_for(pipeline, [faces[i] for i in found], framing_of(clf))
+    p = clf.predict_proba(crops)[:, list(clf.labels).index("eyeglasses")]
     got = bench.score(np.array([labels[files[i]] for i in found]), p)
-    assert det == claimed["detector"]
+    assert pipeline.detector.name == claimed["detector"]
     assert {k: got[k] for k in ("n", "positives", "false_alarms", "misses")} == {
         k: claimed[k] for k in ("n", "positives", "false_alarms", "misses")}
     assert got["balanced_accuracy"] == pytest.approx(claimed["balanced_accuracy"], abs=1e-4)

@@ -10,6 +10,7 @@ from PIL import Image
 
 from mien.data.datasets import scan_class_folder
 from mien.errors import MienError, ModelFileError
+from mien.evaluation.calibration import probabilities
 from mien.evaluation.evaluate import evaluate
 from mien.models.ensemble import Ensemble
 from mien.models.loading import load_classifier
@@ -58,10 +59,14 @@ def test_ensemble_predicts_the_mean_of_its_members(ensemble_run, base_run, secon
     p0 = load_classifier(base_run).predict_proba(images)
     p1 = load_classifier(second_run).predict_proba(images)
     assert not np.allclose(p0, p1, atol=1e-3)  # two seeds: two different networks
-    np.testing.assert_allclose(ens.predict_proba(images), (p0 + p1) / 2, atol=1e-5)
+    # each member at its own temperature, then the ensemble's own on the log of their mean
+    want = probabilities((p0 + p1) / 2, "probabilities", ens.temperature)
+    np.testing.assert_allclose(ens.predict_proba(images), want, atol=1e-5)
     # the torch checkpoint and the ONNX file agree
     torch_ens = load_classifier(ensemble_run / "model.safetensors")
-    np.testing.assert_allclose(torch_ens.predict_proba(images), (p0 + p1) / 2, atol=1e-5)
+    np.testing.assert_allclose(torch_ens.predict_proba(images), want, atol=1e-5)
+    ens.temperature = 1.0
+    np.testing.assert_allclose(ens.predict_proba(images), (p0 + p1) / 2, atol=1e-5)
     batch = ort.InferenceSession(str(ensemble_run / "model.onnx")).get_inputs()[0].shape[0]
     assert batch == "batch"
 
@@ -85,8 +90,15 @@ def test_ensemble_folder_is_a_run_folder(ensemble_run, base_run, second_run):
     split = json.loads((ensemble_run / "split.json").read_text())
     ds = scan_class_folder(Path(split["val_sources"][0]).parents[1])
     val = ds.subset([ds.sources.index(s) for s in split["val_sources"]])
-    acc = evaluate(load_classifier(ensemble_run), val).metrics.accuracy
-    assert acc == pytest.approx(m["best_val_accuracy"])
+    scored = evaluate(load_classifier(ensemble_run), val)
+    assert scored.metrics.accuracy == pytest.approx(m["best_val_accuracy"])
+    # calibrated on those images too: its temperature in both files, its ECE as inference sees it
+    assert m["calibration"]["n"] == len(val)
+    assert record["temperature"] == m["calibration"]["temperature"]
+    assert load_classifier(ensemble_run).temperature == record["temperature"]
+    assert scored.ece == pytest.approx(m["calibration"]["ece_after"], abs=1e-5)
+    assert [x["temperature"] for x in record["members"]] == [
+        ckpt.read_record(r / "model.safetensors")["temperature"] for r in (base_run, second_run)]
     comparison = run_cli("compare", base_run, ensemble_run).output
     assert "pair" in comparison
 
@@ -175,8 +187,9 @@ def test_repeats_with_ensemble_average_the_seeds(stripes, tmp_path):
     for m in members:
         m.tta = "none"  # compare like with like: each member's single pass
     mean = sum(m.predict_proba(images) for m in members) / 2
-    np.testing.assert_allclose(load_classifier(out / "ensemble").predict_proba(images), mean,
-                               atol=1e-5)
+    ensemble = load_classifier(out / "ensemble")
+    ensemble.temperature = 1.0  # the mean before the ensemble's own calibration
+    np.testing.assert_allclose(ensemble.predict_proba(images), mean, atol=1e-5)
     result = run_cli("train", stripes, *FAST, "--ensemble", "--out", tmp_path / "one", ok=False)
     assert "repeats of 2 or more" in str(result.exception)
     result = run_cli("train", stripes, *FAST, "--epochs", "1", "--repeats", "2", "--ensemble",
@@ -190,6 +203,7 @@ def test_the_ensemble_may_choose_its_own_tta(base_run, second_run, stripes, tmp_
     images = _images(stripes)
     mirrored = [np.ascontiguousarray(im[:, ::-1]) for im in images]
     plain = load_classifier(tmp_path / "flip")
+    plain.temperature = 1.0  # the mean before the ensemble's own calibration
     members = [load_classifier(r) for r in (base_run, second_run)]
     assert all(m.tta == "none" for m in members)
     mean = sum(m.predict_proba(images) + m.predict_proba(mirrored) for m in members) / 4
@@ -216,3 +230,21 @@ def test_members_must_have_validated_on_the_same_images(stripes, base_run, tmp_p
     run_cli("train", stripes, *FAST, "--epochs", "1", "--split-seed", "1", "--out", resplit)
     with pytest.raises(MienError, match="validated on other images"):
         combine_runs([base_run, resplit], tmp_path / "ens2")
+
+
+def test_the_ensemble_keeps_its_members_framing(base_run, second_run, tmp_path):
+    from mien.data.preprocess import Framing
+
+    framed = []
+    for run in (base_run, second_run):
+        copy = tmp_path / run.name
+        shutil.copytree(run, copy)
+        state, record = ckpt.load_weights(copy / "model.safetensors")
+        ckpt.save_weights(copy / "model.safetensors", state,
+                          {**record, "framing": {"margin": 0.35, "align": False}})
+        framed.append(copy)
+    with pytest.raises(MienError, match="framing is .* read faces the same way"):
+        combine_runs([base_run, framed[1]], tmp_path / "mixed")
+    combine_runs(framed, tmp_path / "ens", echo=lambda _: None)
+    for file in ("model.safetensors", "model.onnx"):
+        assert load_classifier(tmp_path / "ens" / file).framing == Framing(0.35, False)

@@ -73,6 +73,42 @@ def test_safetensors_and_onnx_give_the_same_probabilities(base_run, stripes):
     assert load_classifier(base_run).name == base_run.name  # a run folder works too
 
 
+def test_training_calibrates_what_inference_predicts(stripes, tmp_path):
+    from mien.evaluation.calibration import expected_calibration_error
+    from mien.models.calibrate import default_data
+
+    out = tmp_path / "flip"
+    result = run_cli("train", stripes, *FAST, "--epochs", "2", "--tta", "flip", "--val", "0.3",
+                     "--out", out)
+    cal = json.loads((out / "metrics.json").read_text())["calibration"]
+    assert f"temperature {cal['temperature']:.3f}" in result.output
+    assert cal["n"] == 12 and 0.05 <= cal["temperature"] <= 20
+    assert set(cal) == {"temperature", "ece_before", "ece_after", "n"}
+    assert cal["ece_after"] <= cal["ece_before"] + 1e-9 or cal["temperature"] in (0.05, 20)
+    val, _ = default_data(str(out))
+    images = [val.load(i, "gray") for i in range(len(val))]
+    for model in (out / "model.onnx", out / "model.safetensors"):
+        assert read_model_record(model)["temperature"] == cal["temperature"]
+        classifier = load_classifier(model)
+        assert classifier.tta == "flip"  # both views divided by T, then averaged
+        ece = expected_calibration_error(classifier.predict_proba(images), val.labels)
+        assert ece == pytest.approx(cal["ece_after"], abs=1e-4)
+    # `mien calibrate RUN` fits on the same validation split and finds the same temperature
+    run_cli("calibrate", out, "--out", tmp_path / "again.onnx")
+    again = read_model_record(tmp_path / "again.onnx")
+    assert again["temperature"] == pytest.approx(cal["temperature"], rel=1e-3)
+    assert again["calibration"]["n"] == cal["n"]
+    assert again["calibration"]["ece_before"] == pytest.approx(cal["ece_after"], abs=1e-4)
+
+
+def read_model_record(path):
+    if path.suffix == ".safetensors":
+        return read_record(path)
+    from mien.models.export import check_onnx
+
+    return check_onnx(path)
+
+
 def test_onnx_inference_does_not_import_torch(base_run):
     code = ("import sys, numpy as np\n"
             "from mien.models.loading import load_classifier\n"
@@ -118,7 +154,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint(stripes, tmp_path, monkeypatch):
     monkeypatch.setattr(optim, "lr_factor", interrupt_in_second_epoch)
     result = run_cli("train", stripes, *FAST, "--epochs", "2", "--out", out, ok=False)
     assert result.exit_code == 130 and "--resume" in result.output
-    assert json.loads((out / "metrics.json").read_text())["stopped"] == "interrupted"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped"] == "interrupted" and "calibration" not in m
     assert read_record(out / "last.safetensors")["epoch"] == 1
 
     monkeypatch.setattr(optim, "lr_factor", original)
@@ -126,6 +163,7 @@ def test_ctrl_c_saves_a_resumable_checkpoint(stripes, tmp_path, monkeypatch):
     m = json.loads((out / "metrics.json").read_text())
     assert m["stopped"] == "completed" and [h["epoch"] for h in m["history"]] == [1, 2]
     assert (out / "model.onnx").is_file()
+    assert read_record(out / "model.safetensors")["temperature"] == m["calibration"]["temperature"]
 
 
 def test_repeats_write_stats_over_seeds(stripes, tmp_path):
@@ -345,3 +383,27 @@ def test_aux_attributes_train_a_second_head_that_is_not_shipped(stripes, tmp_pat
     bad = run_cli("train", stripes, "--aux-attributes", "all", *FAST, "--epochs", "1",
                   "--out", tmp_path / "bad", ok=False)
     assert bad.exit_code != 0 and "needs CelebA data and `attribute`" in str(bad.exception)
+
+
+def test_the_framing_to_crop_faces_with_travels_with_the_weights(base_run, stripes, tmp_path):
+    from pathlib import Path
+
+    from mien.data.preprocess import Framing
+
+    assert read_record(base_run / "model.safetensors")["framing"] == {"margin": 0.2, "align": True}
+    out = tmp_path / "run"
+    run_cli("train", stripes, *FAST, "--epochs", "1", "--framing-margin", "0.35",
+            "--no-framing-align", "--out", out)
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert (cfg["framing_margin"], cfg["framing_align"]) == (0.35, False)
+    for file in ("model.onnx", "model.safetensors"):
+        assert load_classifier(out / file).framing == Framing(margin=0.35, align=False)
+    bad = run_cli("train", stripes, *FAST, "--framing-margin", "-0.1", "--out", tmp_path / "x",
+                  ok=False)
+    assert "framing_margin -0.1" in str(bad.exception)
+    # tools/set_inference.py changes it in a finished run (e.g. to benchmarks/framing.py's best)
+    tool = Path(__file__).resolve().parents[2] / "tools" / "set_inference.py"
+    subprocess.run([sys.executable, str(tool), str(out), str(tmp_path / "m3"),
+                    "--framing-align"], check=True, capture_output=True)
+    for file in ("model.onnx", "model.safetensors"):
+        assert load_classifier(tmp_path / "m3" / file).framing == Framing(0.35, True)

@@ -50,11 +50,15 @@ def analyze_options(
     annotate: Annotated[bool, Query(
         description="Also return the picture with boxes and labels drawn.")] = False,
     annotate_format: Annotated[Literal["jpeg", "png"], Query()] = "jpeg",
+    min_confidence: Annotated[float | None, Query(
+        ge=0.0, le=1.0, description="Label an answer 'uncertain' when its top probability is "
+                                    "below this; its probabilities are still given.")] = None,
 ) -> AnalyzeOptions:
     names = None
     if attributes is not None:
         names = tuple(a.strip() for a in attributes.split(",") if a.strip())
-    return AnalyzeOptions(names, detector, min_face, threshold, annotate, annotate_format)
+    return AnalyzeOptions(names, detector, min_face, threshold, annotate, annotate_format,
+                          min_confidence)
 
 
 @router.post("/analyze", response_model=AnalyzeOut, responses=ERRORS, openapi_extra=IMAGE_BODY)

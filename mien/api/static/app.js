@@ -19,7 +19,10 @@ function apiHeaders(extra) {
 async function analyze(blob, name) {
   const form = new FormData();
   form.append("file", blob, name);
-  const query = $("annotate").checked ? "?annotate=1" : "";
+  const params = new URLSearchParams();
+  if ($("annotate").checked) params.set("annotate", "1");
+  if ($("min-confidence").value !== "") params.set("min_confidence", $("min-confidence").value);
+  const query = params.toString() ? `?${params}` : "";
   const response = await fetch("/v1/analyze" + query, { method: "POST", body: form, headers: apiHeaders() });
   const body = await response.json().catch(() => ({ error: "bad_response", detail: response.statusText }));
   if (response.status === 401) $("key-box").hidden = false;
@@ -29,11 +32,13 @@ async function analyze(blob, name) {
 }
 
 // What a face's caption shows for an attribute: for yes/no models whose labels include the
-// attribute's own name (smile: no_smile/smile) that class's probability, else the winner.
+// attribute's own name (smile: no_smile/smile) that class's probability, else the winner; an
+// answer under the minimum confidence says "uncertain" (mien.inference.draw.shown_value).
 function shown(name, prediction) {
   const p = prediction.probabilities;
-  if (Object.keys(p).length === 2 && name in p) return [name, p[name]];
-  return [prediction.label, prediction.score];
+  const unsure = prediction.label === "uncertain";
+  if (Object.keys(p).length === 2 && name in p) return [unsure ? `${name} uncertain` : name, p[name]];
+  return [unsure ? `${name} uncertain` : prediction.label, prediction.score];
 }
 
 function caption(face) {
@@ -128,7 +133,7 @@ function renderBars(result) {
     const card = el("div", "face");
     card.append(el("h3", "", `Face ${i + 1} · detector ${face.score.toFixed(2)}`));
     for (const [name, pred] of Object.entries(face.attributes)) {
-      card.append(el("div", "attr", name));
+      card.append(el("div", "attr", pred.label === "uncertain" ? `${name} (uncertain)` : name));
       const entries = Object.entries(pred.probabilities).sort((a, b) => b[1] - a[1]);
       for (const [label, p] of entries) {
         const row = el("div", "bar" + (label === pred.label ? " best" : ""));
