@@ -65,13 +65,95 @@ def test_score_row_and_table_from_known_predictions():
 
     fast = row | peers.timing([0.001, 0.002, 0.004], [0.5, 0.25], n=6)
     assert fast["ms_per_face"] == pytest.approx(2.0) and fast["faces_per_s"] == pytest.approx(24)
-    text = peers.table([fast, row | {"model": "m2", "images": "blurred"}], classes)
+    text = peers.table([fast, row | {"model": "m2", "images": "blurred"}], recall_of="b")
     lines = text.splitlines()
-    assert lines[0].split()[:7] == ["model", "images", "acc", "bal.acc", "macro-F1", "ms/face",
-                                    "faces/s"]
-    assert lines[2].split() == ["m1", "val", "0.6667", "0.6667", "0.6556", "2.00", "24",
-                                "0.500", "1.000", "0.500"]
-    assert lines[3].split()[5:7] == ["-", "-"]  # no timings for that row
+    assert lines[0].split() == ["model", "images", "n", "acc", "bal.acc", "R:b", "macro-F1",
+                                "ms/face", "faces/s"]
+    assert lines[2].split() == ["m1", "val", "6", "0.6667", "0.6667", "1.000", "0.6556", "2.00",
+                                "24"]
+    assert lines[3].split()[-2:] == ["-", "-"]  # no timings for that row
+
+
+def test_score_sets_adds_val_without_duplicates_after_val():
+    classes = ("a", "b")
+    y = np.array([0, 0, 1, 1])
+    right = np.eye(2)[y]
+    duplicate = np.array([False, True, False, True])
+    rows = peers.score_sets("m", {"val": np.eye(2)[[0, 1, 1, 0]], "val blurred": right}, y,
+                            duplicate, classes)
+    assert [(r["images"], r["n"], r["accuracy"]) for r in rows] == [
+        ("val", 4, 0.5), (peers.DEDUP, 2, 1.0), ("val blurred", 4, 1.0)]
+    points = peers.mien_minus_fer(
+        [r | {"model": "mien"} for r in rows] + [rows[0] | {"model": "fer", "accuracy": 0.4}],
+        "mien", "fer")
+    assert points == {"val": pytest.approx(10.0)}  # only image sets both models were scored on
+
+
+def test_byte_identical_matches_file_bytes_not_names(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    for folder, name, data in [("train", "a.jpg", b"face one"), ("train", "b.jpg", b"face two"),
+                               ("val", "a.jpg", b"face three"), ("val", "x.jpg", b"face two"),
+                               ("val", "y.jpg", b"face two ")]:
+        (tmp_path / folder / name).write_bytes(data)
+    val = [tmp_path / "val" / n for n in ("a.jpg", "x.jpg", "y.jpg")]
+    found = peers.byte_identical(val, sorted((tmp_path / "train").iterdir()))
+    assert found.tolist() == [False, True, False]
+
+
+def _faces(n: int = 5, size: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", list(peers.DEGRADATIONS))
+def test_each_degradation_keeps_shape_and_changes_pixels_the_same_way_every_time(name):
+    _, degrade = peers.DEGRADATIONS[name]
+    faces = _faces()
+    out = degrade(faces)
+    assert out.shape == faces.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, faces)
+    assert np.array_equal(degrade(faces), out)  # seeded where random
+    assert np.array_equal(faces, _faces())  # the input is left alone
+
+
+def test_darken_halves_pixel_values():
+    faces = np.array([[[0, 1, 3, 100, 255]]], dtype=np.uint8)
+    assert peers.darken(faces, 0.5).tolist() == [[[0, 0, 2, 50, 128]]]
+
+
+def test_shift_moves_each_face_by_the_fraction_and_replicates_the_border():
+    face = np.zeros((1, 50, 50), np.uint8)
+    face[0, 20:30, 20:30] = 255
+    out = peers.shift(np.repeat(face, 20, axis=0), 0.1, seed=0)
+    for moved in out:
+        ys, xs = np.nonzero(moved)
+        dy, dx = ys.min() - 20, xs.min() - 20
+        assert moved.sum() == face.sum()  # a pure move: the square is whole, nothing added
+        assert 4 <= np.hypot(dy, dx) <= 6  # 10 % of 50 px, in whole pixels
+    assert len({tuple(np.argwhere(m)[0]) for m in out}) > 5  # directions differ between faces
+    ramp = np.tile(np.arange(50, dtype=np.uint8), (50, 1))[None]
+    shifted = peers.shift(ramp, 0.1, seed=0)[0]
+    steps = np.diff(shifted.astype(int), axis=1)
+    assert np.isin(steps, [0, 1]).all()  # the ramp, plus copies of its edge value: no black border
+    assert (steps == 0).any(axis=1).all()
+
+
+def test_rescale_loses_detail_but_keeps_the_mean():
+    faces = _faces()
+    out = peers.rescale(faces, 20)
+    assert abs(out.mean() - faces.mean()) < 2
+    assert out.std() < faces.std() / 2  # pixel noise cannot survive 20 px
+
+
+def test_zoom_out_puts_the_shrunk_face_in_the_middle():
+    face = np.full((1, 48, 48), 200, np.uint8)
+    face[0, :, :24] = 50  # left half dark
+    out = peers.zoom_out(face, 1.2)[0]
+    assert out.shape == (48, 48)
+    assert (out[:, :4] == 50).all() and (out[:, -4:] == 200).all()  # margins replicate the edges
+    edge = np.nonzero(np.diff(out[24].astype(int)))[0]
+    assert 22 <= edge.min() and edge.max() <= 25  # the step stays near the middle
 
 
 def test_missing_peer_venv_says_how_to_create_it(tmp_path):
