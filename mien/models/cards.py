@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mien.data.preprocess import Framing
 from mien.errors import ModelFileError
 
 CARD_FORMAT = 1
@@ -134,6 +135,14 @@ def _each(x) -> str:
     return " + ".join(str(v) for v in x) if isinstance(x, list) else str(x)
 
 
+def framing_text(framing: Mapping[str, Any] | None) -> str:
+    """How `mien analyze` cuts faces for a model, in words (cards written before framing was
+    recorded: the default every model had then)."""
+    f = Framing.from_dict(framing)
+    return (f"square of the detector box's side x {1 + f.margin:.2f}, "
+            + ("eyes levelled" if f.align else "not rotated"))
+
+
 def card_text(card: Mapping[str, Any]) -> str:
     """The card as readable plain text (no markup) for `mien models show`."""
     v, t, d, s = card["validation"], card["training"], card["data"], card["split"]
@@ -148,6 +157,7 @@ def card_text(card: Mapping[str, Any]) -> str:
         f"{size[0]}x{size[1]} {card['input']['color']}" + _extras(card),
         f"trained on    {d['train']}",
         f"validated on  {d['validation']}",
+        f"face crop     {framing_text(card.get('framing'))}",
         f"split         {s['kind']}" + (f" (split record sha256 {s['record_sha256']})"
                                          if s.get("record_sha256") else ""),
         f"data licence  {d['licence']}",
@@ -251,6 +261,7 @@ def build_card(
         "parameters": parameter_count(run / "model.safetensors"),
         "input": {"size": list(pre["input_size"]), "color": pre["color"],
                   "tta": record.get("tta", "none")},
+        "framing": Framing.from_dict(record.get("framing")).to_dict(),
         "preprocess": pre,
         "data": dict(data),
         "split": dict(split),

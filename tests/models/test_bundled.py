@@ -175,3 +175,41 @@ def test_glasses_labelled_photo_figures_are_reproduced(shared_data, shared_model
     assert {k: got[k] for k in ("n", "positives", "false_alarms", "misses")} == {
         k: claimed[k] for k in ("n", "positives", "false_alarms", "misses")}
     assert got["balanced_accuracy"] == pytest.approx(claimed["balanced_accuracy"], abs=1e-4)
+
+
+def test_rerecord_tool_calibrates_and_reframes_a_bundled_model_in_place(shared_data, tmp_path):
+    """tools/rerecord_bundled.py: same weights, new record (temperature, framing), card
+    checksums and figures of the new file."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mien.data.preprocess import Framing
+    from mien.models.loading import load_classifier, sha256_of
+    from mien.training.checkpoint import load_weights
+
+    folder = tmp_path / "weights"
+    shutil.copytree(cards.weights_dir(), folder)
+    before = cards.read_card("smile", folder)
+    tool = Path(__file__).resolve().parents[2] / "tools" / "rerecord_bundled.py"
+    done = subprocess.run([sys.executable, str(tool), "smile", "--calibrate", "--framing-margin",
+                           "0.3", "--no-framing-align", "--weights-dir", str(folder),
+                           "--data-root", str(shared_data)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = cards.read_card("smile", folder)
+    assert card["sha256"] == sha256_of(folder / "smile.onnx") != before["sha256"]
+    assert card["torch_weights"]["sha256"] == sha256_of(folder / "smile.safetensors")
+    old_state, _ = load_weights(cards.weights_dir() / "smile.safetensors")
+    new_state, _ = load_weights(folder / "smile.safetensors")
+    assert old_state.keys() == new_state.keys()
+    assert all(np.array_equal(old_state[k].numpy(), new_state[k].numpy()) for k in old_state)
+    for file in ("smile.onnx", "smile.safetensors"):
+        clf = load_classifier(folder / file)
+        assert clf.framing == Framing(0.3, False)
+        assert clf.temperature == pytest.approx(card["calibration"]["temperature"]) != 1.0
+    c = card["calibration"]
+    assert c["ece_after"] < c["ece_before"] and c["n"] == before["validation"]["n"]
+    assert card["validation"]["ece"] == pytest.approx(c["ece_after"], abs=1e-6)
+    assert card["validation"]["accuracy"] == pytest.approx(before["validation"]["accuracy"],
+                                                           abs=0.005)
+    assert card["framing"] == {"margin": 0.3, "align": False}
