@@ -7,6 +7,9 @@ score it on its validation data with mien.evaluation, and write the model card N
 
 What each model was trained on, its intended use and the weaknesses known in advance are below;
 the class-level weaknesses (lowest recall, smallest classes) are read off the validation result.
+The card's `calibration` (temperature, ECE before and after) is the shipped file's: its record's
+entry (`mien calibrate`), else the run's metrics.json one when the temperatures match
+(`mien.models.cards.card_calibration`).
 """
 
 from __future__ import annotations
@@ -34,33 +37,21 @@ INFO = {
         },
         "split": {"kind": "FER2013's own: Training for training, PublicTest for validation "
                           "(model and epoch chosen on it); PrivateTest never used"},
-        "command": ("mien train --config configs/expression.yaml --out runs/expression "
-                    "(seeds 0-4 into runs/expression/seed-K, then runs/expression/ensemble). "
-                    "The shipped members were five such runs made one at a time, "
-                    "`--seed K --repeats 1 --no-ensemble`, two side by side, then "
-                    "`mien ensemble ... --tta none`: seed 0 with --max-minutes 100, "
-                    "seeds 1 and 2 95 and 92, seeds 3 and 4 88"),
+        "command": ("mien train --config configs/expression.yaml --out runs/expression-v6 "
+                    "(one network, seed 0; the config's comments say why each setting)"),
         "intended_use": ("Rough expression of faces in photos and video for aggregate analysis "
                          "(e.g. share of happy faces), research and demos. Not for decisions "
                          "about individuals, emotion 'reading', hiring, policing or health."),
         "weaknesses": [
-            "FER2013 labels are noisy (human agreement is about 65 %); fear/sad/angry are "
-            "often confused with each other and with neutral.",
+            "FER2013 labels are noisy (human agreement on them is low); fear, sad and angry "
+            "are often confused with each other and with neutral: see the confusion matrix.",
             "disgust has only 436 training images (1.5 %) and 56 validation images: its "
-            "scores are the least certain.",
-            "Our FER2013 train copy is blurred (Gaussian, sigma about 3.3 px at 48x48) while "
-            "its val split and real photos are sharp. The model therefore works at 24x24 (the "
-            "blurred faces hold no detail finer than that) and blurs every input with sigma 1.6 "
-            "at 24x24 (Preprocess.blur_sigma; chosen without labels, by matching the Laplacian "
-            "variance of blurred val faces to train's), so fine detail is never used. Without "
-            "that blur a model trained on this copy scores below chance on sharp faces.",
-            "Trained on 48x48 grayscale web faces (seen at 24x24), mostly frontal: profile "
-            "faces, heavy occlusion and very small faces (< 30 px) are unreliable.",
+            "scores are the least certain. Training weighs classes by 1/sqrt(frequency).",
+            "Trained on 48x48 grayscale web faces (read at 40x40), mostly frontal: profile "
+            "faces, heavy occlusion and very small faces are unreliable.",
+            "Some FER2013 PublicTest (val) images are byte-identical to Training images; "
+            "benchmarks/peers.py reports val with and without them.",
             "Demographic balance of FER2013 is undocumented; accuracy per group is unmeasured.",
-            "An ensemble of 5 networks (one config, seeds 0-4; their mean probability): each "
-            "face costs 5 network passes. The members picked their best epochs with flip "
-            "test-time augmentation; the ensemble runs without it (ensemble_tta: none). With "
-            "3 seeds, flip scored 0.5860 against 0.5840 without, for twice the cost.",
         ],
     },
     "smile": {

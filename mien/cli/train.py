@@ -75,8 +75,9 @@ def train(
     input_size: Annotated[str | None, Opt(help="HxW, e.g. 48x48.")] = None,
     color: Annotated[str | None, Opt(help="gray | rgb")] = None,
     equalize: Annotated[str | None, Opt(help="none | hist | clahe")] = None,
-    blur_sigma: Annotated[float | None, Opt(help="Gaussian blur of every input, in pixels.")
-                          ] = None,
+    blur_sigma: Annotated[float | None, Opt(
+        help="Gaussian blur of every input, in pixels, at training and inference: for training "
+             "images blurrier than the photos the model will read.")] = None,
     train_blur_sigma: Annotated[
         float | None, Opt(help="Blur of training batches (default --blur-sigma; 0 when the "
                                "training images are already blurred).")] = None,

@@ -20,9 +20,9 @@ class Preprocess:
     equalize: Literal["none", "hist", "clahe"] = "none"
     clahe_clip: float = 2.0
     clahe_tile: int = 8
-    # Gaussian blur (sigma in pixels at input size) applied to every input. Our FER2013 copy's
-    # train split is blurred (about sigma 3) while val and real photos are sharp: blurring every
-    # input makes sharp faces look like what the model learnt from.
+    # Gaussian blur (sigma in pixels at input size) applied to every input: when the training
+    # images are blurrier than the faces the model will read (a low-resolution or blurred
+    # training set, sharp photos), blurring every input makes both look alike.
     blur_sigma: float = 0.0
     mean: tuple[float, ...] = (0.5,)  # applied after scaling to [0, 1]
     std: tuple[float, ...] = (0.5,)

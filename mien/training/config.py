@@ -47,8 +47,8 @@ class TrainConfig:
     input_size: tuple[int, int] | None = None  # (height, width)
     color: str | None = None  # gray | rgb
     equalize: str = "none"  # none | hist | clahe, applied at training and at inference alike
-    # Gaussian blur sigma applied to every input at training and inference alike; FER2013's
-    # train split here is blurred (~3 px) while real faces are sharp (see `mien data check`).
+    # Gaussian blur sigma applied to every input at training and inference alike: for training
+    # sets blurrier than the faces the model will read (`mien data check` compares sharpness).
     blur_sigma: float = 0.0
     # The blur of training batches; None: blur_sigma. 0 when the training images are already
     # blurred (FER2013's train here), so only validation and inference inputs are blurred.
