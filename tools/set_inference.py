@@ -11,8 +11,10 @@ follow the new setting.
 - `--framing-margin M`, `--framing-align/--no-framing-align`: the crop `mien analyze` cuts for
   the model, e.g. the best cell of `benchmarks/framing.py`.
 
-Copies RUN to OUT (config, metrics, split) with the chosen weights (`--weights best`:
-model.safetensors, `last`: last.safetensors, the final epoch) re-saved and re-exported to ONNX.
+Copies RUN to OUT (config, split) with the chosen weights (`--weights best`:
+model.safetensors, `last`: last.safetensors, the final epoch) re-saved and re-exported to ONNX;
+OUT/metrics.json holds RUN's training facts and the new model's validation scores, measured
+again (`mien.training.derived`).
 
     python tools/set_inference.py runs/glasses runs/glasses-single --tta none
     python tools/set_inference.py runs/old runs/old-blur3 --blur-sigma 3 --weights last
@@ -22,12 +24,12 @@ model.safetensors, `last`: last.safetensors, the final epoch) re-saved and re-ex
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 
 def main() -> None:
     from mien.training import checkpoint as ckpt
+    from mien.training.derived import measure_derived_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
@@ -46,9 +48,6 @@ def main() -> None:
     src = args.run / ("model.safetensors" if args.weights == "best" else "last.safetensors")
     state, record = ckpt.load_weights(src)
     args.out.mkdir(parents=True, exist_ok=False)
-    for f in ("config.yaml", "metrics.json", "split.json"):
-        if (args.run / f).is_file():
-            shutil.copyfile(args.run / f, args.out / f)
     record = {**record, "weights_from": f"{args.run.name}/{src.name}"}
     if args.blur_sigma is not None:
         record["preprocess"] = {**record["preprocess"], "blur_sigma": args.blur_sigma}
@@ -64,9 +63,30 @@ def main() -> None:
     ckpt.save_weights(args.out / "model.safetensors", state, record)
     model = ckpt.build_model(record, state, path=src).eval()
     ckpt.export_onnx(model, record, args.out / "model.onnx")
-    print(f"{args.out}: {src} (epoch {record.get('epoch')}) with input blur sigma "
-          f"{record['preprocess'].get('blur_sigma', 0.0)}, tta {record.get('tta', 'none')}, "
-          f"framing {record.get('framing', 'default')}")
+    change = (f"{src.name} (epoch {record.get('epoch')}) with input blur sigma "
+              f"{record['preprocess'].get('blur_sigma', 0.0)}, tta {record.get('tta', 'none')}, "
+              f"framing {record.get('framing', 'default')}")
+    m = measure_derived_run(args.run, args.out, change)
+    _config_follows(args.out / "config.yaml", record)
+    print(f"{args.out}: {change}; validation accuracy {m.accuracy:.4f} (balanced "
+          f"{m.balanced_accuracy:.4f}, measured again)")
+
+
+def _config_follows(path: Path, record: dict) -> None:
+    """The copied config.yaml says what the changed model does (cards show it)."""
+    import yaml
+
+    from mien.training import checkpoint as ckpt
+
+    config = yaml.safe_load(path.read_text())
+    framing = record.get("framing") or {}
+    if config.get("train_blur_sigma") is None:  # training blurred as the original model did
+        config["train_blur_sigma"] = config.get("blur_sigma", 0.0)
+    config.update(blur_sigma=record["preprocess"].get("blur_sigma", 0.0),
+                  tta=record.get("tta", "none"),
+                  framing_margin=framing.get("margin", config.get("framing_margin")),
+                  framing_align=framing.get("align", config.get("framing_align")))
+    ckpt.write_text(path, yaml.safe_dump(config, sort_keys=False))
 
 
 if __name__ == "__main__":

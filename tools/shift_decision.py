@@ -1,8 +1,10 @@
 """Move a binary classifier's decision point: add SHIFT to one class's output bias, so argmax
 picks that class when its logit trails by less than SHIFT (a prior correction for a rare class).
 
-Copies RUN to OUT (config, metrics, split) with model.safetensors and model.onnx rewritten; the
-record notes the shift under "decision_shift". Choose SHIFT on validation data only, and say so.
+Copies RUN to OUT (config, split) with model.safetensors and model.onnx rewritten; the record
+notes the shift under "decision_shift", and OUT/metrics.json the shifted model's validation
+scores, measured again (`mien.training.derived`). Choose SHIFT on validation data only, and say
+so.
 
     python tools/shift_decision.py runs/glasses runs/glasses-shift1 --label eyeglasses --shift 1.0
     python tools/shift_decision.py runs/glasses --scan --label eyeglasses   # val balanced acc
@@ -11,7 +13,6 @@ record notes the shift under "decision_shift". Choose SHIFT on validation data o
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 SCAN = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
@@ -21,6 +22,7 @@ def main() -> None:
     import numpy as np
 
     from mien.training import checkpoint as ckpt
+    from mien.training.derived import measure_derived_run
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
@@ -53,9 +55,6 @@ def main() -> None:
     if args.out is None:
         raise SystemExit("give OUT, or --scan")
     args.out.mkdir(parents=True, exist_ok=False)
-    for f in ("config.yaml", "metrics.json", "split.json"):
-        if (args.run / f).is_file():
-            shutil.copyfile(args.run / f, args.out / f)
     state = dict(state)
     bias = state["classifier.bias"].clone()
     bias[k] += args.shift
@@ -64,7 +63,9 @@ def main() -> None:
     ckpt.save_weights(args.out / "model.safetensors", state, record)
     model = ckpt.build_model(record, state, path=args.out / "model.safetensors").eval()
     ckpt.export_onnx(model, record, args.out / "model.onnx")
-    print(f"{args.out}: {args.label} logit + {args.shift}")
+    m = measure_derived_run(args.run, args.out, f"{args.label} logit + {args.shift}")
+    print(f"{args.out}: {args.label} logit + {args.shift}; validation accuracy "
+          f"{m.accuracy:.4f} (balanced {m.balanced_accuracy:.4f}, measured again)")
 
 
 if __name__ == "__main__":

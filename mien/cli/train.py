@@ -18,7 +18,7 @@ def train(
         str | None, typer.Argument(help="Folder of class folders, train/val tree or FER2013 CSV.")
     ] = None,
     model: Annotated[
-        str | None, Opt("--model", "-m", help="Architecture (see `mien models`).")
+        str | None, Opt("--model", "-m", help="Architecture (list them: `mien models zoo`).")
     ] = None,
     val: Annotated[
         str | None, Opt(help="Validation folder, or a fraction of DATA such as 0.1.")
@@ -181,7 +181,9 @@ def train(
             raise MienError("--resume reads the run's own config.yaml; leave --config out")
         config = resume / "config.yaml"
         if not config.is_file():
-            raise MienError(f"{resume}: no config.yaml, so not a run folder to resume")
+            raise MienError(f"{resume}: no config.yaml: nothing to resume (the run stopped "
+                            "before it began, or this is not a run folder); start it again "
+                            "without --resume")
         options["out"] = str(resume)
     cfg = resolve_config(config, **options)
     if not cfg.data:

@@ -1,12 +1,14 @@
 """Weights and training state as safetensors, with the model record of docs/design.md under the
 metadata key "mien". Nothing is pickled: optimizer tensors go in their own safetensors file and
-everything else in its JSON metadata."""
+everything else in its JSON metadata. Every file is written whole or not at all (a temporary
+file renamed over it), so a run killed at any moment leaves readable files."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,10 @@ from mien.errors import ModelFileError
 
 FORMAT = 1
 MODEL_FILE = "model.safetensors"  # best weights
-LAST_FILE = "last.safetensors"  # weights after the last finished epoch, for --resume
-STATE_FILE = "last.state.safetensors"  # optimizer, scheduler and loop state matching LAST_FILE
+LAST_FILE = "last.safetensors"  # weights after the last finished epoch, as a model file
+# What --resume reads, in one file so that it is replaced in one step: the weights of LAST_FILE,
+# the optimizer and the loop state (epoch, history, rng, best score).
+STATE_FILE = "last.state.safetensors"
 ONNX_FILE = "model.onnx"
 
 
@@ -41,12 +45,23 @@ def _tensors(state: Mapping) -> dict:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def save_weights(path: str | os.PathLike, state_dict: Mapping, record: Mapping) -> None:
+def _save(path: str | os.PathLike, tensors: Mapping, metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
     tmp = Path(f"{path}.tmp")
-    save_file(_tensors(state_dict), str(tmp), metadata={"mien": json.dumps(record)})
+    save_file(_tensors(tensors), str(tmp), metadata=metadata)
     os.replace(tmp, path)  # a crash mid-write never leaves a half checkpoint behind
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """A text file (config, split, metrics) replaced whole, never left half written."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_weights(path: str | os.PathLike, state_dict: Mapping, record: Mapping) -> None:
+    _save(path, state_dict, {"mien": json.dumps(record)})
 
 
 def read_record(path: str | os.PathLike) -> dict[str, Any]:
@@ -137,14 +152,24 @@ def build_model(record: Mapping, state: Mapping | None = None, *, path: str | os
     return model
 
 
-def save_train_state(path: str | os.PathLike, optimizer, loop: Mapping) -> None:
-    """Optimizer tensors as safetensors; param groups and loop state (epoch, history, rng
-    states, best score) as JSON metadata."""
+@dataclass(frozen=True, slots=True)
+class TrainState:
+    """What --resume reads back from a STATE_FILE."""
+
+    loop: dict[str, Any]  # epoch, history, best score ...
+    modules: dict[str, dict]  # state dict per saved module ("model", "aux"); empty in old files
+
+
+def save_train_state(path: str | os.PathLike, optimizer, loop: Mapping,
+                     modules: Mapping[str, Mapping] | None = None) -> None:
+    """Module weights and optimizer tensors as safetensors; param groups and loop state (epoch,
+    history, rng states, best score) as JSON metadata."""
     import torch
-    from safetensors.torch import save_file
 
     opt = optimizer.state_dict()
-    tensors, scalars = {}, {}
+    tensors = {f"module.{name}.{key}": value for name, state in (modules or {}).items()
+               for key, value in state.items()}
+    scalars = {}
     for pid, st in opt["state"].items():
         for name, value in st.items():
             if isinstance(value, torch.Tensor):
@@ -153,13 +178,12 @@ def save_train_state(path: str | os.PathLike, optimizer, loop: Mapping) -> None:
                 scalars[f"{pid}.{name}"] = value
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"param_groups": opt["param_groups"], "scalars": scalars, "loop": dict(loop)}
-    tmp = Path(f"{path}.tmp")
-    save_file(_tensors(tensors), str(tmp), metadata={"mien_state": json.dumps(meta)})
-    os.replace(tmp, path)
+    _save(path, tensors, {"mien_state": json.dumps(meta)})
 
 
-def load_train_state(path: str | os.PathLike, optimizer) -> dict[str, Any]:
-    """Restore `optimizer` from `path`; returns the loop state saved with it."""
+def load_train_state(path: str | os.PathLike, optimizer) -> TrainState:
+    """Restore `optimizer` from `path`; returns the loop state and module weights saved with
+    it."""
     import torch
     from safetensors import safe_open
 
@@ -170,19 +194,24 @@ def load_train_state(path: str | os.PathLike, optimizer) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise ModelFileError(f"{path}: no training state to resume from; start a new run") from exc
     except Exception as exc:
-        raise ModelFileError(f"{path}: unreadable training state ({exc}); start a new run") from exc
+        raise ModelFileError(f"{path}: unreadable training state ({exc}); start the run "
+                             "again with another --out") from exc
     state: dict[int, dict] = {}
+    modules: dict[str, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer."):
             _, pid, name = key.split(".", 2)
             state.setdefault(int(pid), {})[name] = value
+        elif key.startswith("module."):
+            _, module, name = key.split(".", 2)
+            modules.setdefault(module, {})[name] = value
     for key, value in meta["scalars"].items():
         pid, name = key.split(".", 1)
         state.setdefault(int(pid), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"])
-    return meta["loop"]
+    return TrainState(meta["loop"], modules)
 
 
 def export_onnx(model, record: Mapping, path: str | os.PathLike) -> None:

@@ -285,4 +285,6 @@ def resolve_config(file: str | os.PathLike | None = None, **overrides: Any) -> T
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from mien.training.checkpoint import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

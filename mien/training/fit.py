@@ -2,7 +2,7 @@
 `Preprocess` stored beside the weights, optimise with torch, keep the best epoch.
 
 Run folder: config.yaml, split.json (when `data` was split), model.safetensors (best, with its
-temperature fitted on validation), last.safetensors + last.state.safetensors (for --resume),
+temperature fitted on validation), last.state.safetensors (for --resume) + last.safetensors,
 model.onnx, metrics.json, curves.png, confusion.png.
 """
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mien.data.preprocess import Preprocess
-from mien.errors import MienError
+from mien.errors import MienError, ModelFileError
 from mien.evaluation.metrics import balanced_accuracy, confusion_matrix
 from mien.training import checkpoint as ckpt
 from mien.training.augment import add_mirrored, augment_batch, build_augmentation
@@ -32,7 +32,10 @@ from mien.training.data import TrainData, prepare, read_split_record
 
 log = logging.getLogger(__name__)
 VAL_BATCH = 256
-AUX_FILE = "aux_head.safetensors"  # the multi-task head, for --resume only
+# The multi-task head of runs saved before it moved into the state file (--resume reads it).
+AUX_FILE = "aux_head.safetensors"
+# What a run writes before its first epoch is saved: a run killed that early left only these.
+FIRST_FILES = ("config.yaml", "split.json", ckpt.MODEL_FILE, ckpt.LAST_FILE, AUX_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,19 @@ class RunResult:
 def default_run_dir(cfg: TrainConfig) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{Path(cfg.model or 'model').name}-{stamp}"
+
+
+def claim_run_dir(run_dir: Path, resume: bool, echo: Callable[[str], None]) -> None:
+    """Make `run_dir` this run's. A new run never overwrites one that saved an epoch or
+    finished, but takes over a folder whose run was killed before saving its first epoch:
+    nothing there is worth keeping, and --resume of it would start from epoch 1 anyway."""
+    if not resume and (run_dir / "config.yaml").exists():
+        if any(run_dir.rglob(ckpt.STATE_FILE)) or any(run_dir.rglob("metrics.json")):
+            raise ConfigError(f"{run_dir}: already holds a run; pick another --out or --resume it")
+        echo(f"{run_dir}: its run stopped before saving an epoch; starting over")
+        for name in FIRST_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def resolve_device(name: str) -> str:
@@ -194,9 +210,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     import torch
 
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    if not resume and (run_dir / "config.yaml").exists():
-        raise ConfigError(f"{run_dir}: already holds a run; pick another --out or --resume it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run_dir, resume, echo)
     cfg = cfg.replace(out=str(run_dir))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -216,7 +230,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     cfg = cfg.replace(model=arch)
     save_config(cfg, run_dir / "config.yaml")
     if data.split_record is not None:
-        (run_dir / "split.json").write_text(json.dumps(data.split_record, indent=1))
+        ckpt.write_text(run_dir / "split.json", json.dumps(data.split_record, indent=1))
 
     run = _Run(cfg, data, model, pre, loss_kind, head_l2, device, run_dir, echo, progress)
     if resume:
@@ -298,17 +312,47 @@ class _Run:
         self.t_start = time.perf_counter()
 
     def restore(self) -> None:
-        """Weights, optimizer and loop state of the last saved epoch; the best weights so far."""
-        state, _ = ckpt.load_weights(self.run_dir / ckpt.LAST_FILE)
-        self.model.load_state_dict(state)
-        self.loop = ckpt.load_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer)
+        """Weights, optimizer and loop state of the last saved epoch; the best weights so far.
+        A run killed before it saved an epoch starts from epoch 1."""
+        state_file = self.run_dir / ckpt.STATE_FILE
+        if not state_file.is_file():
+            self.echo(f"{self.run_dir}: no epoch was saved before the run stopped; starting it "
+                      "from epoch 1")
+            for name in (ckpt.MODEL_FILE, ckpt.LAST_FILE):  # of that unsaved epoch, if any
+                (self.run_dir / name).unlink(missing_ok=True)
+            return
+        saved = ckpt.load_train_state(state_file, self.optimizer)
+        self.loop = saved.loop
+        modules = dict(saved.modules) or self._weights_beside(state_file)
+        self.model.load_state_dict(modules["model"])
+        if self.aux_head is not None:
+            self.aux_head.load_state_dict(modules["aux"])
+        best_epoch, best = self.loop["best_epoch"], self.run_dir / ckpt.MODEL_FILE
+        if best.is_file() and ckpt.read_record(best).get("epoch") == best_epoch:
+            self.best_state = ckpt.load_weights(best)[0]
+        elif best_epoch and best_epoch == self.loop["epoch"]:
+            # killed after saving the state of its best epoch, before writing that epoch's
+            # model file: the state holds the same weights
+            self.best_state = {k: v.clone() for k, v in modules["model"].items()}
+        elif best_epoch:
+            raise ModelFileError(f"{best}: missing or not the best epoch ({best_epoch}) of "
+                                 f"{state_file}; start the run again with another --out")
+        self.echo(f"resuming {self.run_dir} after epoch {self.loop['epoch']}")
+
+    def _weights_beside(self, state_file: Path) -> dict[str, dict]:
+        """Modules of a state file written before the weights moved into it: last.safetensors
+        (and the aux head's file), which must be of the same epoch."""
+        weights, record = ckpt.load_weights(self.run_dir / ckpt.LAST_FILE)
+        if record.get("epoch") != self.loop["epoch"]:
+            raise ModelFileError(f"{self.run_dir / ckpt.LAST_FILE}: epoch {record.get('epoch')}, "
+                                 f"but {state_file} is of epoch {self.loop['epoch']} (killed "
+                                 "while saving); start the run again with another --out")
+        modules = {"model": weights}
         if self.aux_head is not None:
             from safetensors.torch import load_file
 
-            self.aux_head.load_state_dict(load_file(str(self.run_dir / AUX_FILE)))
-        if (self.run_dir / ckpt.MODEL_FILE).is_file():
-            self.best_state = ckpt.load_weights(self.run_dir / ckpt.MODEL_FILE)[0]
-        self.echo(f"resuming {self.run_dir} after epoch {self.loop['epoch']}")
+            modules["aux"] = load_file(str(self.run_dir / AUX_FILE))
+        return modules
 
     def _input(self, batch: np.ndarray, pre: Preprocess | None = None):
         import torch
@@ -428,12 +472,14 @@ class _Run:
                 "seconds": time.perf_counter() - t0, "images": seen}
 
     def save_last(self) -> None:
-        ckpt.save_weights(self.run_dir / ckpt.LAST_FILE, self.model.state_dict(),
-                          {**self.record, "epoch": self.loop["epoch"]})
+        """The state file first: it alone is what --resume reads, replaced in one step, so a
+        kill at any moment leaves the previous epoch's or this one's, whole."""
+        modules = {"model": self.model.state_dict()}
         if self.aux_head is not None:
-            ckpt.save_weights(self.run_dir / AUX_FILE, self.aux_head.state_dict(),
-                              {"aux_attributes": list(self.data.aux_names)})
-        ckpt.save_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer, self.loop)
+            modules["aux"] = self.aux_head.state_dict()
+        ckpt.save_train_state(self.run_dir / ckpt.STATE_FILE, self.optimizer, self.loop, modules)
+        ckpt.save_weights(self.run_dir / ckpt.LAST_FILE, modules["model"],
+                          {**self.record, "epoch": self.loop["epoch"]})
 
     def fit(self) -> str:
         """Epochs until done, early stopping, the time budget or Ctrl-C; returns which."""
@@ -458,9 +504,10 @@ class _Run:
                     loop["best_acc"], loop["best_epoch"], self.best_pred = val_acc, epoch, pred
                     self.best_state = {k: v.detach().cpu().clone()
                                        for k, v in self.model.state_dict().items()}
+                self.save_last()
+                if improved:  # after the state, which restore() takes it from if killed here
                     ckpt.save_weights(self.run_dir / ckpt.MODEL_FILE, self.best_state,
                                       {**self.record, "epoch": epoch, "val_accuracy": val_acc})
-                self.save_last()
                 self.echo(f"epoch {epoch}: train loss {row['train_loss']:.4f} "
                           f"acc {row['train_accuracy']:.4f} | val loss {val_loss:.4f} "
                           f"acc {val_acc:.4f} bal {val_bal:.4f}{' *' if improved else ''} "
@@ -560,4 +607,4 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
                        title=f"validation, epoch {result.best_epoch}")
     if loop["history"]:
         plot_curves(loop["history"], run_dir / "curves.png")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    ckpt.write_text(run_dir / "metrics.json", json.dumps(metrics, indent=1))

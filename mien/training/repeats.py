@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mien.training.config import ConfigError, TrainConfig, save_config
-from mien.training.fit import RunResult, _preprocess_for, default_run_dir, train
+from mien.training.config import TrainConfig, save_config
+from mien.training.fit import RunResult, _preprocess_for, claim_run_dir, default_run_dir, train
 
 ENSEMBLE_DIR = "ensemble"  # RUN/ensemble: the seeds averaged, with `ensemble: true`
 
@@ -46,9 +46,7 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
     from mien.training.data import prepare, read_split_record
 
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    if not resume and (run_dir / "config.yaml").exists():
-        raise ConfigError(f"{run_dir}: already holds a run; pick another --out or --resume it")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run_dir, resume, echo)
     cfg = cfg.replace(out=str(run_dir))
     save_config(cfg, run_dir / "config.yaml")
     seeds = list(range(cfg.seed, cfg.seed + cfg.repeats))
@@ -68,7 +66,7 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
         echo(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)})")
         res = train(cfg.replace(seed=seed, repeats=1, ensemble=False, ensemble_tta=None,
                                 out=str(sub)),
-                    resume=resume and (sub / "last.safetensors").is_file(),
+                    resume=resume and (sub / "config.yaml").is_file(),  # this seed began
                     data=data, progress=progress, echo=echo)
         if res.stopped == "interrupted":
             echo(f"continue all seeds with `mien train --resume {run_dir}`")

@@ -315,15 +315,35 @@ def test_blur_for_val_only_and_flip_tta_travel_with_the_weights(stripes, tmp_pat
         np.testing.assert_allclose(both, (plain + flipped) / 2, atol=1e-5)
 
 
-def test_select_balanced_accuracy_picks_the_best_epoch_by_mean_recall(stripes, tmp_path):
+@pytest.mark.parametrize(("select", "best"), [("accuracy", 1), ("balanced_accuracy", 2)])
+def test_select_picks_the_best_epoch_by_its_score(stripes, tmp_path, monkeypatch, select, best):
+    from mien.training import fit
+
+    val = tmp_path / "val"  # 8 horizontal, 2 vertical: accuracy and mean recall disagree
+    for name, n in (("horizontal", 8), ("vertical", 2)):
+        (val / name).mkdir(parents=True)
+        for src in sorted((stripes / name).glob("*.png"))[:n]:
+            shutil.copy(src, val / name / src.name)
+
+    def scripted(self):
+        """Epochs 1 and 3 call everything horizontal (accuracy 0.8, balanced 0.5); epoch 2
+        gets both verticals and misses 3 horizontals (accuracy 0.7, balanced 0.8125)."""
+        y = self.data.val_y
+        pred = np.zeros_like(y)
+        if len(self.loop["history"]) == 1:
+            pred = y.copy()
+            pred[np.flatnonzero(y == 0)[:3]] = 1
+        return 0.5, float((pred == y).mean()), pred
+
+    monkeypatch.setattr(fit._Run, "evaluate", scripted)
     out = tmp_path / "run"
-    run_cli("train", stripes, *FAST, "--epochs", "3", "--select", "balanced_accuracy",
+    run_cli("train", stripes, *FAST, "--epochs", "3", "--val", val, "--select", select,
             "--out", out)
     m = json.loads((out / "metrics.json").read_text())
-    bal = [h["val_balanced_accuracy"] for h in m["history"]]
-    assert all(0.0 <= b <= 1.0 for b in bal)
-    assert m["best_epoch"] == 1 + int(np.argmax(bal))  # the first epoch with the top score
-    assert read_record(out / "model.safetensors")["epoch"] == m["best_epoch"]
+    assert [h["val_accuracy"] for h in m["history"]] == pytest.approx([0.8, 0.7, 0.8])
+    assert [h["val_balanced_accuracy"] for h in m["history"]] == pytest.approx([0.5, 0.8125, 0.5])
+    assert m["best_epoch"] == best
+    assert read_record(out / "model.safetensors")["epoch"] == best
 
 
 def test_set_inference_tool_changes_blur_and_tta_of_a_finished_run(base_run, tmp_path):
@@ -369,8 +389,8 @@ def test_aux_attributes_train_a_second_head_that_is_not_shipped(stripes, tmp_pat
     m = json.loads((out / "metrics.json").read_text())
     assert m["aux_attributes"] == ["Smiling", "Male"] and m["classes"] == ["no_eyeglasses",
                                                                           "eyeglasses"]
-    aux = load_file(str(out / "aux_head.safetensors"))
-    assert aux["weight"].shape[0] == 2
+    aux_weight = load_file(str(out / "last.state.safetensors"))["module.aux.weight"]
+    assert aux_weight.shape[0] == 2  # saved for --resume, beside the network's weights
     state, _ = load_weights(out / "model.safetensors")
     assert not any(k.startswith("aux") for k in state)  # the shipped network has one head
     clf = load_classifier(out / "model.onnx")
