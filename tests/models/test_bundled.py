@@ -89,7 +89,7 @@ def test_models_list_and_show(installed, capsys):
     assert code == 0
     for name in BUNDLED:
         line = next(x for x in out.splitlines() if x.strip("│ ").startswith(name))
-        assert "ok" in line and f"{installed[name].card['validation']['accuracy']:.4f}" in line
+        assert "ok" in line and f"{installed[name].card['validation']['accuracy']:.3f}" in line
     card = installed["expression"].card
     code, out, _ = run_cli(["models", "show", "expression"], capsys)
     assert code == 0

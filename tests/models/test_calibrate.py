@@ -106,5 +106,8 @@ def test_a_bundled_model_calibrates_on_its_card_validation_data(shared_data, tmp
     cal = check_onnx(out)["calibration"]
     card = read_card("smile")
     assert cal["n"] == card["validation"]["n"] and cal["data"] == card["data"]["validation"]
-    assert cal["ece_after"] < cal["ece_before"]
+    # the bundled file is calibrated on these very images already: the fit finds its temperature
+    # again (fitted on raw outputs, whatever the file's temperature) and keeps its ECE
+    assert cal["temperature"] == pytest.approx(card["calibration"]["temperature"], rel=1e-3)
+    assert cal["ece_after"] == pytest.approx(cal["ece_before"], abs=1e-3)
     assert json.loads(json.dumps(cal)) == cal
