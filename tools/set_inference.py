@@ -4,8 +4,7 @@
 follow the new setting.
 
 - `--blur-sigma S`: Gaussian-blur every input at the model's input size. For a model trained on
-  blurred images without `blur_sigma` in its config (our FER2013 copy's train split is blurred,
-  val and real photos are sharp).
+  images blurrier than the faces it will read, without `blur_sigma` in its config.
 - `--tta none|flip`: average each face with its mirror, or not. Flip TTA runs the network twice
   per face: drop it where it buys little accuracy and the speed matters.
 - `--framing-margin M`, `--framing-align/--no-framing-align`: the crop `mien analyze` cuts for
