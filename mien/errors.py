@@ -25,6 +25,11 @@ class MissingDependencyError(MienError):
     """An optional dependency is not installed; the message gives the install command."""
 
 
+class MienWarning(UserWarning):
+    """Something the user should know, that did not stop the work; the CLI prints it as one
+    line starting with `warning:`."""
+
+
 def require(module: str, extra: str):
     """Import an optional dependency or fail with the command that installs it."""
     import importlib

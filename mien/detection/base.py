@@ -3,28 +3,48 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from mien.errors import MienError
+from mien.errors import MienError, MienWarning, MissingDependencyError
 from mien.types import Box, Face
 
 # Backends register themselves on import; listing them imports these light modules (each keeps
 # OpenCV / torch imports inside its functions).
 _BACKEND_MODULES = ("mien.detection.haar", "mien.detection.yunet", "mien.detection.mtcnn")
+DEFAULT_DETECTOR = "yunet"  # ships inside mien: the most accurate detector, offline
+FALLBACK_DETECTORS = (DEFAULT_DETECTOR, "haar")  # tried in order when the one asked for is absent
+MIN_SCORE_THRESHOLD = 0.05  # a 640x640 noise picture gives YuNet thousands of boxes below it
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorOptions:
     """What every detector understands. `score_threshold=None` means the backend's own default,
-    because scores are not comparable across backends (Haar has no probability)."""
+    because scores are not comparable across backends (Haar has no probability). Building one
+    checks every value, so the CLI, the Python API and the HTTP API share one rule."""
 
     min_face: int = 20  # pixels; smaller faces are too small to classify anyway
     score_threshold: float | None = None
     nms_iou: float = 0.3
+    # The most faces kept per image, best scores first: a crowd photo has a few hundred, while a
+    # permissive threshold on noise gives thousands, each cropped, classified and drawn.
+    max_faces: int = 200
+
+    def __post_init__(self):
+        if self.min_face < 1:
+            raise MienError(f"min_face={self.min_face}: use a face size of at least 1 pixel")
+        t = self.score_threshold
+        if t is not None and not MIN_SCORE_THRESHOLD <= t <= 1.0:
+            raise MienError(f"score threshold {t}: use a value in [{MIN_SCORE_THRESHOLD}, 1] "
+                            "(lower ones let noise pass for thousands of faces)")
+        if not 0.0 < self.nms_iou <= 1.0:
+            raise MienError(f"nms_iou={self.nms_iou}: use a value in (0, 1]")
+        if self.max_faces < 1:
+            raise MienError(f"max_faces={self.max_faces}: use 1 or more")
 
 
 DEFAULT_OPTIONS = DetectorOptions()
@@ -46,16 +66,22 @@ class DetectorEntry:
     factory: Callable[..., Detector]
     summary: str
     available: Callable[[], bool]
+    install: str  # what makes it available, for the message when it is not
+
+
+class DetectorFallbackWarning(MienWarning):
+    """A detector asked for cannot run here, so another one runs (its name is in the results)."""
 
 
 _REGISTRY: dict[str, DetectorEntry] = {}
 
 
-def register_detector(name: str, summary: str, available: Callable[[], bool] = lambda: True):
+def register_detector(name: str, summary: str, available: Callable[[], bool] = lambda: True,
+                      install: str = ""):
     """Class decorator: `create_detector(name, **opts)` will build it."""
 
     def wrap(factory):
-        _REGISTRY[name] = DetectorEntry(name, factory, summary, available)
+        _REGISTRY[name] = DetectorEntry(name, factory, summary, available, install)
         return factory
 
     return wrap
@@ -79,41 +105,61 @@ def detector_entry(name: str) -> DetectorEntry:
     return _REGISTRY[name]
 
 
+def resolve_detector_name(name: str | None = None) -> str:
+    """The detector that will run for `name` (None: the default, YuNet): `name` itself when it
+    can run here, else the first of FALLBACK_DETECTORS that can, announced by a
+    DetectorFallbackWarning (shown once per message on stderr). Unknown names are an error."""
+    wanted = detector_entry(name or DEFAULT_DETECTOR)
+    if wanted.available():
+        return wanted.name
+    ran = next((n for n in FALLBACK_DETECTORS if detector_entry(n).available()), None)
+    if ran is None:
+        raise MissingDependencyError(f"detector {wanted.name!r} is not available: "
+                                     f"{wanted.install or 'reinstall mien'}")
+    # stacklevel 1: one warning location whoever calls, so each message shows once per process.
+    warnings.warn(f"detector {wanted.name!r} is not available ({wanted.install}); "
+                  f"running {ran!r} instead", DetectorFallbackWarning, stacklevel=1)
+    return ran
+
+
 def default_detector_name() -> str:
-    """The most accurate detector usable offline right now: YuNet once its file is present."""
-    return "yunet" if detector_entry("yunet").available() else "haar"
+    """The detector that runs when none is named: YuNet, bundled with mien."""
+    return resolve_detector_name(None)
 
 
 def create_detector(
     name: str | None = None,
     *,
-    min_face: int = 20,
-    score_threshold: float | None = None,
-    nms_iou: float = 0.3,
+    min_face: int = DEFAULT_OPTIONS.min_face,
+    score_threshold: float | None = DEFAULT_OPTIONS.score_threshold,
+    nms_iou: float = DEFAULT_OPTIONS.nms_iou,
+    max_faces: int = DEFAULT_OPTIONS.max_faces,
     **backend_opts,
 ) -> Detector:
-    """Build a registered detector; `name=None` picks `default_detector_name()`."""
-    entry = detector_entry(name or default_detector_name())
-    if min_face < 1:
-        raise MienError(f"min_face={min_face}: use a face size of at least 1 pixel")
-    if not 0.0 < nms_iou <= 1.0:
-        raise MienError(f"nms_iou={nms_iou}: use a value in (0, 1]")
-    options = DetectorOptions(min_face=min_face, score_threshold=score_threshold, nms_iou=nms_iou)
-    return entry.factory(options=options, **backend_opts)
+    """Build a registered detector (None: the default); when it cannot run here, another runs
+    (see `resolve_detector_name`) and `backend_opts`, meant for the one asked for, are dropped.
+    Its `name` says which one it is."""
+    options = DetectorOptions(min_face, score_threshold, nms_iou, max_faces)
+    ran = resolve_detector_name(name)
+    if ran != (name or DEFAULT_DETECTOR):
+        backend_opts = {}
+    return detector_entry(ran).factory(options=options, **backend_opts)
 
 
 # --- box arithmetic shared by backends -------------------------------------------------------
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression over (N, 4) x1, y1, x2, y2; indices kept, best first."""
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float, limit: int | None = None
+        ) -> np.ndarray:
+    """Greedy non-maximum suppression over (N, 4) x1, y1, x2, y2; indices kept, best first,
+    at most `limit` of them."""
     if len(boxes) == 0:
         return np.zeros(0, dtype=np.int64)
     x1, y1, x2, y2 = boxes.T
     areas = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
     order = np.argsort(-scores, kind="stable")
     keep = []
-    while order.size:
+    while order.size and (limit is None or len(keep) < limit):
         i = order[0]
         keep.append(i)
         rest = order[1:]
@@ -134,22 +180,28 @@ def to_faces(
     threshold: float,
     image_shape: Sequence[int],
 ) -> list[Face]:
-    """Filter by score and size, suppress overlaps, clip to the image, sort by score."""
+    """Filter by score and size, clip to the image, drop boxes with no pixel left inside it,
+    suppress overlaps and keep the `max_faces` best, sorted by score."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64).reshape(-1)
+    if not len(boxes):
+        return []
     if landmarks is not None:
         landmarks = np.asarray(landmarks, np.float64).reshape(len(boxes), -1, 2)
-    size = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-    ok = (scores >= threshold) & (size >= options.min_face)
-    idx = np.flatnonzero(ok)
-    idx = idx[nms(boxes[idx], scores[idx], options.nms_iou)]
     h, w = image_shape[:2]
+    # min_face judges the face as detected, even when part of it lies outside the picture.
+    size = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    clipped = np.clip(boxes, 0.0, [w, h, w, h])
+    # Less than a pixel inside the picture leaves nothing to crop, classify or draw.
+    inside = (clipped[:, 2] - clipped[:, 0] >= 1) & (clipped[:, 3] - clipped[:, 1] >= 1)
+    ok = (scores >= threshold) & (size >= options.min_face) & inside
+    idx = np.flatnonzero(ok)
+    idx = idx[nms(clipped[idx], scores[idx], options.nms_iou, options.max_faces)]
     faces = []
     for i in idx:
-        x1, y1, x2, y2 = boxes[i]
-        box = Box(float(max(0.0, x1)), float(max(0.0, y1)), float(min(w, x2)), float(min(h, y2)))
         points = () if landmarks is None else tuple((float(x), float(y)) for x, y in landmarks[i])
-        faces.append(Face(box=box, score=float(scores[i]), landmarks=points))
+        faces.append(Face(box=Box(*(float(v) for v in clipped[i])), score=float(scores[i]),
+                          landmarks=points))
     return faces
 
 

@@ -1,7 +1,9 @@
 """Third-party detector files: where they are looked for, how they are verified and fetched.
 
-Nothing is downloaded implicitly; `mien models fetch NAME` (or `fetch_model_file`) is the only
-network access, and every file is checked against its SHA-256 before use."""
+A file mien ships (YuNet) is read from the package's bundled weights; others are looked for in
+a models folder. Nothing is downloaded implicitly: `mien models fetch NAME` (or
+`fetch_model_file`) is the only network access, and every file is checked against its SHA-256
+before use."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from mien.errors import MienError, ModelFileError
@@ -24,6 +27,7 @@ class ModelFile:
     sha256: str
     licence: str
     aliases: tuple[str, ...] = ()  # the same bytes published under other names
+    bundled: str | None = None  # its name in mien/models/weights when mien ships it
 
 
 MODEL_FILES: dict[str, ModelFile] = {
@@ -37,6 +41,7 @@ MODEL_FILES: dict[str, ModelFile] = {
         sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
         licence="Apache-2.0 (ShiqiYu/libfacedetection.train)",
         aliases=("yunet_s_640_640.onnx",),
+        bundled="yunet_s_640_640.onnx",  # next to its licence notice, yunet_s_640_640.NOTICE.md
     ),
 }
 
@@ -72,9 +77,21 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def find_model_file(name: str, directory: str | os.PathLike | None = None) -> Path | None:
-    """The first file for `name` in `directory` (default: `models_dir()`), or None."""
+def bundled_model_file(name: str) -> Path | None:
+    """Where mien ships `name` (whether or not the file is there), or None when it does not."""
     spec = model_file(name)
+    if spec.bundled is None:
+        return None
+    return Path(str(files("mien") / "models" / "weights" / spec.bundled))
+
+
+def find_model_file(name: str, directory: str | os.PathLike | None = None) -> Path | None:
+    """The first file for `name` in `directory`, or None. Without a directory: the bundled copy
+    of a file mien ships, else one in `models_dir()`."""
+    spec = model_file(name)
+    bundled = bundled_model_file(name)
+    if directory is None and bundled is not None:
+        return bundled if bundled.is_file() else None
     folder = Path(directory) if directory is not None else models_dir()
     for filename in (spec.filename, *spec.aliases):
         if (folder / filename).is_file():
@@ -85,20 +102,26 @@ def find_model_file(name: str, directory: str | os.PathLike | None = None) -> Pa
 def verified_model_file(
     name: str, path: str | os.PathLike | None = None, directory: str | os.PathLike | None = None
 ) -> Path:
-    """A file for `name` whose SHA-256 matches, or a ModelFileError saying how to get one."""
+    """A file for `name` whose SHA-256 matches, or a ModelFileError saying how to get one.
+    Without `path` or `directory`, a file mien ships is its bundled copy."""
     spec = model_file(name)
+    bundled = path is None and directory is None and spec.bundled is not None
+    remedy = "reinstall mien" if bundled else f"run `mien models fetch {name}`"
     found = Path(path) if path is not None else find_model_file(name, directory)
     if found is None or not found.is_file():
+        if bundled:
+            raise ModelFileError(f"{bundled_model_file(name)}: {name}'s bundled file is "
+                                 f"missing; {remedy}")
         where = path or directory or models_dir()
         raise ModelFileError(
-            f"{name}: no {spec.filename} in {where}; run `mien models fetch {name}` "
+            f"{name}: no {spec.filename} in {where}; {remedy} "
             f"or set {MODELS_DIR_ENV} to a folder that holds it"
         )
     actual = sha256_of(found)
     if actual != spec.sha256:
         raise ModelFileError(
             f"{found}: SHA-256 {actual} does not match the expected {spec.sha256}; "
-            f"delete it and run `mien models fetch {name}`"
+            f"the file is damaged or replaced: {'' if bundled else 'delete it and '}{remedy}"
         )
     return found
 

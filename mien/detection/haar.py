@@ -18,6 +18,7 @@ from mien.errors import MienError
 from mien.types import Face
 
 CASCADE = "haarcascade_frontalface_default.xml"
+INSTALL = "run `pip install 'opencv-python-headless<5'`"  # 5.x wheels dropped the cascades
 
 
 def _cascade_path() -> str:
@@ -26,8 +27,7 @@ def _cascade_path() -> str:
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     if not folder:
         raise MienError(
-            "this OpenCV build ships no Haar cascades (5.x wheels dropped them); "
-            "run `pip install 'opencv-python-headless<5'` or use --detector yunet"
+            f"this OpenCV build ships no Haar cascades; {INSTALL} or use --detector yunet"
         )
     return folder + CASCADE
 
@@ -41,7 +41,8 @@ def _available() -> bool:
         return False
 
 
-@register_detector("haar", "OpenCV Haar cascade (bundled with OpenCV; boxes only)", _available)
+@register_detector("haar", "OpenCV Haar cascade (bundled with OpenCV; boxes only)", _available,
+                   install=INSTALL)
 class HaarDetector:
     name = "haar"
 

@@ -214,7 +214,8 @@ def pyramid_scales(height: int, width: int, min_face: int) -> list[float]:
 
 
 @register_detector(
-    "mtcnn", "MTCNN in torch (box + 5 landmarks; needs facenet-pytorch's weights)", _available
+    "mtcnn", "MTCNN in torch (box + 5 landmarks; needs facenet-pytorch's weights)", _available,
+    install=INSTALL,
 )
 class MTCNNDetector:
     name = "mtcnn"

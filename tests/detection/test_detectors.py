@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from mien.data.io import read_image
-from mien.detection import create_detector, default_detector_name, list_detectors, nms
-from mien.detection.base import detector_entry
+from mien.detection import create_detector, default_detector_name, files, list_detectors, nms
+from mien.detection.base import DetectorFallbackWarning, detector_entry
 from mien.detection.evaluate import evaluate_detector, match_boxes
 from mien.errors import MienError
 from mien.types import Box
@@ -22,8 +22,7 @@ MIN_RECALL = {
 
 
 @pytest.fixture(params=list_detectors())
-def detector(request, shared_models, monkeypatch):
-    monkeypatch.setenv("MIEN_MODELS_DIR", str(shared_models))
+def detector(request):
     name = request.param
     if not detector_entry(name).available():
         pytest.skip(f"{name}: its model file or package is not installed here")
@@ -74,7 +73,7 @@ def test_min_face_drops_small_faces(detector, voc):
     path, truth = voc[0]  # seven faces of 37 to 45 pixels
     image = read_image(path)
     assert len(detector.detect(image)) >= 4
-    big = create_detector(detector.name, min_face=60, **_backend_opts(detector))
+    big = create_detector(detector.name, min_face=60)
     assert big.detect(image) == []
 
 
@@ -85,25 +84,39 @@ def test_upside_down_photo_and_blank_image(detector, voc):
     assert len(detector.detect(gray)) >= 2
 
 
-def _backend_opts(detector):
-    return {"models_dir": detector.model_path.parent} if detector.name == "yunet" else {}
-
-
-def test_yunet_maps_boxes_back_from_a_downscale(shared_models, voc):
+def test_yunet_maps_boxes_back_from_a_downscale(voc):
     path, truth = voc[2]
     image = read_image(path)
-    native = create_detector("yunet", models_dir=shared_models, max_side=None).detect(image)
-    small = create_detector("yunet", models_dir=shared_models, max_side=240).detect(image)
+    native = create_detector("yunet", max_side=None).detect(image)
+    small = create_detector("yunet", max_side=240).detect(image)
     assert len(native) == len(small) == 2
     for a in native:
         assert max(a.box.iou(b.box) for b in small) > 0.7
 
 
-def test_default_detector_follows_the_yunet_file(tmp_path, shared_models, monkeypatch):
-    monkeypatch.setenv("MIEN_MODELS_DIR", str(tmp_path))
-    assert default_detector_name() == "haar"
-    monkeypatch.setenv("MIEN_MODELS_DIR", str(shared_models))
+def test_yunet_is_the_default_with_no_models_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIEN_MODELS_DIR", str(tmp_path))  # nothing fetched
     assert default_detector_name() == "yunet"
+    assert create_detector().name == "yunet"
+    assert "yunet" in list_detectors(available_only=True)
+
+
+def test_an_unavailable_detector_is_replaced_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(files, "bundled_model_file", lambda name: tmp_path / "gone.onnx")
+    assert "yunet" not in list_detectors(available_only=True)
+    with pytest.warns(DetectorFallbackWarning, match=r"detector 'yunet' is not available "
+                      r"\(reinstall mien.*\); running 'haar' instead"):
+        detector = create_detector("yunet", min_face=30, max_side=320)  # max_side: YuNet's own
+    assert detector.name == "haar" and detector.options.min_face == 30
+    with pytest.warns(DetectorFallbackWarning):
+        assert create_detector().name == default_detector_name() == "haar"
+
+
+@pytest.mark.skipif(detector_entry("mtcnn").available(), reason="MTCNN is installed here")
+def test_mtcnn_without_its_weights_is_replaced_by_yunet():
+    with pytest.warns(DetectorFallbackWarning, match=r"'mtcnn' is not available \(.*"
+                      r"facenet-pytorch.*\); running 'yunet'"):
+        assert create_detector("mtcnn").name == "yunet"
 
 
 def test_unknown_detector_and_bad_options():
@@ -133,11 +146,11 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
     assert Box(0, 0, 10, 10).iou(Box(1, 1, 11, 11)) == pytest.approx(81 / 119)
 
 
-def test_yunet_finds_faces_that_fill_small_crops(shared_data, shared_models):
+def test_yunet_finds_faces_that_fill_small_crops(shared_data):
     # FER2013 crops are 48x48 faces: YuNet misses a quarter of them at their own size.
     paths = sorted((shared_data / "fer2013" / "val").glob("*/*.jpg"))[7::60][:60]
     assert len(paths) == 60
-    detector = create_detector("yunet", models_dir=shared_models)
+    detector = create_detector("yunet")
     found = [detector.detect(read_image(p)) for p in paths]
     assert sum(bool(f) for f in found) >= 54
     for faces in found:

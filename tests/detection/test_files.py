@@ -1,4 +1,5 @@
-"""Fetching detector files: download from a local server, verify SHA-256, keep only good bytes."""
+"""Detector files: YuNet bundled and checked on load; fetching from a local server, verifying
+SHA-256, keeping only good bytes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from mien.detection.files import (
     MODEL_FILES,
+    bundled_model_file,
     fetch_model_file,
     find_model_file,
     sha256_of,
@@ -103,3 +105,29 @@ def test_models_fetch_command(server, shared_models, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["models", "fetch", "nope"])
     assert exc.value.code != 0 and "unknown model file 'nope'" in capsys.readouterr().err
+
+
+def test_yunet_ships_inside_mien_with_its_notice():
+    path = bundled_model_file("yunet")
+    spec = MODEL_FILES["yunet"]
+    assert path.parent.name == "weights" and path.parent.parent.name == "models"
+    assert find_model_file("yunet") == verified_model_file("yunet") == path
+    assert sha256_of(path) == spec.sha256 and path.stat().st_size == 232_589
+    notice = (path.parent / "yunet_s_640_640.NOTICE.md").read_text()
+    for fact in (spec.sha256, "Apache License, Version 2.0", "ShiqiYu/libfacedetection.train",
+                 "http://www.apache.org/licenses/LICENSE-2.0", path.name):
+        assert fact in notice
+
+
+def test_a_damaged_bundled_yunet_is_refused_by_name(tmp_path, monkeypatch):
+    from mien.detection import create_detector, files
+
+    damaged = tmp_path / "yunet_s_640_640.onnx"
+    damaged.write_bytes(bundled_model_file("yunet").read_bytes()[:-1] + b"\0")
+    monkeypatch.setattr(files, "bundled_model_file", lambda name: damaged)
+    for load in (lambda: verified_model_file("yunet"), lambda: create_detector()):
+        with pytest.raises(ModelFileError) as exc:
+            load()
+        message = str(exc.value)
+        assert message.startswith(f"{damaged}: SHA-256 ") and "reinstall mien" in message
+        assert "\n" not in message
