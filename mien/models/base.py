@@ -74,6 +74,18 @@ class ZooModel(nn.Module):
         self.apply(init_weights)
 
 
+class ChannelsLastModel(ZooModel):
+    """A zoo model whose convolutions run in channels-last layout: about 2x faster in torch on
+    CPU for depthwise and small 3x3 convolutions (measured at 40-48 px, batch 32, 1 thread);
+    ONNX export is unaffected. Subclasses build their layers, then call `_channels_last()`."""
+
+    def _channels_last(self) -> None:
+        self.to(memory_format=torch.channels_last)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x.contiguous(memory_format=torch.channels_last))
+
+
 def check_embedding_layer(model: nn.Module, layer: str) -> None:
     if layer not in model.embedding_layers:
         raise MienError(

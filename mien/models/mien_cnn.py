@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import torch
 from torch import nn
 
-from mien.models.base import ZooModel
+from mien.models.base import ChannelsLastModel
 from mien.models.registry import register_model
 
 # stem width, then the width of each two-convolution stage (after a 2x max pooling each)
@@ -29,7 +28,7 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-class MienCNN(ZooModel):
+class MienCNN(ChannelsLastModel):
     def __init__(self, size: str, num_classes: int, in_channels: int,
                  input_size: tuple[int, int], dropout: float = 0.3):
         super().__init__()
@@ -46,10 +45,7 @@ class MienCNN(ZooModel):
         ))
         self.classifier = nn.Linear(cin, num_classes)
         self._finish()
-        self.to(memory_format=torch.channels_last)  # ~2x faster convolutions on CPU
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x.contiguous(memory_format=torch.channels_last))
+        self._channels_last()
 
 
 @register_model("mien-cnn-s", input_size=(40, 40), in_channels=1, num_classes=7)

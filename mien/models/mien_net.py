@@ -15,7 +15,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from mien.models.base import ZooModel
+from mien.models.base import ChannelsLastModel
 from mien.models.registry import register_model
 
 
@@ -54,7 +54,7 @@ _CONFIGS = {
 }
 
 
-class MienNet(ZooModel):
+class MienNet(ChannelsLastModel):
     def __init__(self, size: str, num_classes: int, in_channels: int,
                  input_size: tuple[int, int], dropout: float = 0.2):
         super().__init__()
@@ -75,12 +75,7 @@ class MienNet(ZooModel):
         ))
         self.classifier = nn.Linear(cin, num_classes)
         self._finish()
-        # Depthwise convolutions train ~1.9x faster in torch on CPU in channels-last layout
-        # (measured at 48x48, batch 32, 1 thread); ONNX export is unaffected.
-        self.to(memory_format=torch.channels_last)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x.contiguous(memory_format=torch.channels_last))
+        self._channels_last()
 
 
 @register_model("mien-net-s", input_size=(48, 48), in_channels=1, num_classes=7)
