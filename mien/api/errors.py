@@ -33,8 +33,9 @@ def mien_error_status(exc: MienError) -> tuple[int, str]:
 def install(app) -> None:
     """Exception handlers on a FastAPI app."""
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
     async def api_error(request, exc: ApiError):
         headers = {"WWW-Authenticate": "X-API-Key"} if exc.status == 401 else None
@@ -60,6 +61,13 @@ def install(app) -> None:
         detail = f"{where}{given}: {first.get('msg', 'invalid value')}" if where else str(exc)
         return JSONResponse(payload("invalid_request", detail), 422)
 
+    async def client_disconnect(request, exc: ClientDisconnect):
+        # The client's business, not a fault here: one line, no traceback, nobody to answer.
+        client = request.client
+        log.info("%s %s: the client%s left before its request had arrived", request.method,
+                 request.url.path, f" {client.host}:{client.port}" if client else "")
+        return Response(status_code=499)  # nginx's "client closed request", for access logs
+
     async def unexpected(request, exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(payload("internal_error", "unexpected server error; see the log"), 500)
@@ -68,4 +76,5 @@ def install(app) -> None:
     app.add_exception_handler(MienError, mien_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(ClientDisconnect, client_disconnect)
     app.add_exception_handler(Exception, unexpected)

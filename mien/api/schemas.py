@@ -57,7 +57,8 @@ class AnnotatedOut(BaseModel):
 class AnalyzeOut(BaseModel):
     filename: str
     image: ImageOut
-    detector: str
+    detector: str = Field(description="The detector that ran: the one asked for, or the one "
+                                      "that replaced it when it cannot run here.")
     attributes: list[str] = Field(description="Attributes given for every face.")
     faces: list[FaceOut] = Field(description="Best detector score first; empty: no face.")
     elapsed_ms: float
@@ -106,6 +107,7 @@ class DetectorOut(BaseModel):
     available: list[str]
     min_face: int
     threshold: float | None
+    max_faces: int
 
 
 class ModelsOut(BaseModel):

@@ -21,7 +21,7 @@ from mien.api.uploads import check_pixels
 from mien.types import Face
 
 ANNOTATE_FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}
-DETECTORS_PER_THREAD = 8  # distinct (detector, min_face, threshold) kept ready per worker
+DETECTORS_PER_THREAD = 8  # distinct (detector, min_face, threshold, max_faces) per worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ class AnalyzeOptions:
     detector: str | None = None
     min_face: int | None = None
     threshold: float | None = None
+    max_faces: int | None = None
     annotate: bool = False
     annotate_format: str = "jpeg"
     min_confidence: float | None = None  # answers below it are labelled "uncertain"
@@ -43,7 +44,7 @@ class Analysis:
     width: int
     height: int
     faces: tuple[Face, ...]
-    detector: str
+    detector: str  # the one that ran
     attributes: tuple[str, ...]
     elapsed_ms: float
     annotated: bytes | None = None
@@ -103,34 +104,41 @@ class Service:
         with self._load_lock:
             if self.ready:
                 return
-            from mien.detection import default_detector_name
+            from mien.detection import resolve_detector_name
             from mien.inference.pipeline import load_attributes
 
             specs = self.settings.attributes
             self.classifiers = (self._given if self._given is not None
                                 else load_attributes(list(specs) if specs is not None else None))
-            self.default_detector = self.settings.detector or default_detector_name()
-            self._load_detector = self._detector(
-                self.default_detector, self.settings.min_face, self.settings.threshold)
+            # The detector that runs: a fallback is announced once on stderr and named here.
+            self.default_detector = resolve_detector_name(self.settings.detector)
+            settings = self.settings
+            self._load_detector = self._detector(AnalyzeOptions(
+                detector=self.default_detector, min_face=settings.min_face,
+                threshold=settings.threshold, max_faces=settings.max_faces))
             self.ready = True
 
-    def _detector(self, name: str, min_face: int, threshold: float | None):
+    def _detector(self, options: AnalyzeOptions):
         from mien.detection import create_detector
 
         cache = getattr(self._local, "detectors", None)
         if cache is None:
             cache = self._local.detectors = OrderedDict()
-        key = (name, min_face, threshold)
+        key = (options.detector, options.min_face, options.threshold, options.max_faces)
         if key not in cache:
-            cache[key] = create_detector(name, min_face=min_face, score_threshold=threshold)
+            cache[key] = create_detector(options.detector, min_face=options.min_face,
+                                         score_threshold=options.threshold,
+                                         max_faces=options.max_faces)
             if len(cache) > DETECTORS_PER_THREAD:
                 cache.popitem(last=False)
         cache.move_to_end(key)
         return cache[key]
 
     def resolve(self, options: AnalyzeOptions) -> AnalyzeOptions:
-        """Fill the server's defaults in and refuse unknown names (422)."""
-        from mien.detection import list_detectors
+        """Fill the server's defaults in; refuse unknown names and detector options out of
+        bounds (422). A known detector that cannot run here is replaced by one that can."""
+        from mien.detection import DetectorOptions, list_detectors, resolve_detector_name
+        from mien.errors import MienError
 
         self.load()
         names = options.attributes
@@ -142,17 +150,24 @@ class Service:
             raise ApiError(422, "unknown_attribute", f"attributes {', '.join(unknown)} are not "
                            f"loaded; choose from: {have}")
         detector = options.detector or self.default_detector
-        if detector != self.default_detector and detector not in list_detectors(True):
-            raise ApiError(422, "unknown_detector", f"detector {detector!r} is not available; "
-                           f"choose from: {', '.join(list_detectors(True))}")
+        if detector not in list_detectors():
+            raise ApiError(422, "unknown_detector", f"detector {detector!r}: choose one of "
+                           f"{', '.join(list_detectors())}")
+        detector = resolve_detector_name(detector)
         if options.annotate_format not in ANNOTATE_FORMATS:
             raise ApiError(422, "invalid_request", f"annotate_format {options.annotate_format!r}: "
                            f"use {' or '.join(ANNOTATE_FORMATS)}")
-        return dataclasses.replace(
+        settings = self.settings
+        resolved = dataclasses.replace(
             options, attributes=tuple(names), detector=detector,
-            min_face=options.min_face or self.settings.min_face,
-            threshold=options.threshold if options.threshold is not None
-            else self.settings.threshold)
+            min_face=options.min_face or settings.min_face,
+            threshold=options.threshold if options.threshold is not None else settings.threshold,
+            max_faces=options.max_faces or settings.max_faces)
+        try:
+            DetectorOptions(resolved.min_face, resolved.threshold, max_faces=resolved.max_faces)
+        except MienError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
+        return resolved
 
     # --- work (in a worker thread) -----------------------------------------------------------
 
@@ -161,8 +176,8 @@ class Service:
         worker thread's detector: the API analyses photos exactly as `mien analyze` does."""
         from mien.inference.pipeline import Pipeline
 
-        detector = self._detector(options.detector, options.min_face, options.threshold)
-        return Pipeline(detector, {n: self.classifiers[n] for n in options.attributes},
+        classifiers = {n: self.classifiers[n] for n in options.attributes}
+        return Pipeline(self._detector(options), classifiers,
                         min_confidence=options.min_confidence)
 
     def _decode(self, data: bytes, name: str) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from mien.detection.base import DEFAULT_OPTIONS, DetectorOptions
 from mien.errors import MienError
 
 API_KEY_ENV = "MIEN_API_KEY"
@@ -14,10 +15,11 @@ MIB = 1 << 20
 @dataclass(frozen=True, slots=True)
 class Settings:
     # Models: loaded once per process, shared by every worker thread.
-    detector: str | None = None  # None: yunet when its file is present, else haar
+    detector: str | None = None  # None: the default, YuNet (bundled)
     attributes: tuple[str, ...] | None = None  # specs as in `mien analyze`; None: every bundled one
-    min_face: int = 20
+    min_face: int = DEFAULT_OPTIONS.min_face
     threshold: float | None = None
+    max_faces: int = DEFAULT_OPTIONS.max_faces
     # Limits. A phone photo is 2-6 MB and 12-50 MP; anything larger is more likely an accident
     # or an attack than a face photo.
     max_upload_bytes: int = 16 * MIB
@@ -31,6 +33,9 @@ class Settings:
     # A request body must arrive within this (-> 408): 16 MiB in 120 s needs ~1.1 Mbit/s, and a
     # stalled or trickling client cannot hold a connection for ever.
     upload_timeout_s: float = 120.0
+    # Request line and headers must arrive within this (-> 408, mien.api.server): a client
+    # sends them at once, and one trickling them a byte at a time would hold its connection.
+    header_timeout_s: float = 10.0
     api_key: str | None = None  # when set, /v1 routes need the header X-API-Key
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers (same-origin page only)
 
@@ -43,11 +48,12 @@ class Settings:
             "queue_size": self.queue_size >= 0,
             "timeout_s": self.timeout_s > 0,
             "upload_timeout_s": self.upload_timeout_s > 0,
-            "min_face": self.min_face >= 1,
+            "header_timeout_s": self.header_timeout_s > 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise MienError(f"{name}={getattr(self, name)!r}: use a positive value")
+        DetectorOptions(self.min_face, self.threshold, max_faces=self.max_faces)  # checks them
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:

@@ -35,9 +35,10 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def check_upload(data: bytes, declared: str | None, name: str, max_bytes: int) -> str:
+def check_upload(data: bytes, declared: str | None, name: str, max_bytes: int,
+                 size: int | None = None) -> str:
     """Refuse what is empty, too big, declared as a non-image or not an image by its bytes;
-    return the sniffed media type."""
+    return the sniffed media type. `size`: the upload's length when `data` is only its start."""
     declared = (declared or "").split(";")[0].strip().lower()
     if declared and declared not in NEUTRAL_TYPES and not declared.startswith("image/"):
         raise ApiError(415, "unsupported_media_type",
@@ -45,9 +46,10 @@ def check_upload(data: bytes, declared: str | None, name: str, max_bytes: int) -
                        "TIFF) with an image/* content type")
     if not data:
         raise ApiError(422, "empty_upload", f"{name}: no bytes received; attach the image file")
-    if len(data) > max_bytes:
+    size = len(data) if size is None else size
+    if size > max_bytes:
         raise ApiError(413, "payload_too_large",
-                       f"{name}: {len(data):,} bytes exceeds the limit of {max_bytes:,}; "
+                       f"{name}: {size:,} bytes exceeds the limit of {max_bytes:,}; "
                        "send a smaller or more compressed image")
     media_type = sniff(data)
     if media_type is None:

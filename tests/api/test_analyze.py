@@ -108,6 +108,7 @@ def test_options_choose_attributes_and_detector_settings(client, two_faces):
 @pytest.mark.parametrize("query,where", [
     ("attributes=tone,smile", "smile"), ("detector=nonesuch", "nonesuch"),
     ("min_face=0", "min_face"), ("threshold=2", "threshold"), ("annotate_format=gif", "gif"),
+    ("threshold=0.01", "threshold"), ("threshold=0", "threshold"), ("max_faces=0", "max_faces"),
     ("min_confidence=1.5", "min_confidence"), ("min_confidence=-0.1", "min_confidence"),
 ])
 def test_bad_options_are_422_with_a_reason(client, face_photo, query, where):
@@ -115,6 +116,40 @@ def test_bad_options_are_422_with_a_reason(client, face_photo, query, where):
                     headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 422
     assert set(r.json()) == {"error", "detail"} and where in r.json()["detail"]
+
+
+def test_max_faces_keeps_the_best_and_the_answer_names_the_detector(client, two_faces):
+    send = dict(content=two_faces, headers={"Content-Type": "image/jpeg"})
+    both = client.post("/v1/analyze", **send).json()
+    best = client.post("/v1/analyze?max_faces=1", **send).json()
+    assert len(both["faces"]) == 2 and best["faces"] == both["faces"][:1]
+    assert both["detector"] == "haar"  # the server's setting
+    assert client.post("/v1/analyze?detector=yunet", **send).json()["detector"] == "yunet"
+
+
+def test_a_detector_that_cannot_run_is_replaced_and_named(make_app, two_faces, tmp_path,
+                                                           monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from mien.detection import DetectorFallbackWarning, files
+
+    monkeypatch.setattr(files, "bundled_model_file", lambda name: tmp_path / "gone.onnx")
+    client = TestClient(make_app())  # Haar by default
+    with pytest.warns(DetectorFallbackWarning, match="'yunet' is not available"):
+        r = client.post("/v1/analyze?detector=yunet", content=two_faces,
+                        headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["detector"] == "haar"
+    assert len(r.json()["faces"]) == 2
+
+
+def test_server_detector_settings_are_bounded_like_the_library():
+    from mien.api import Settings
+    from mien.errors import MienError
+
+    for bad, message in ((dict(threshold=0.01), "score threshold 0.01"),
+                         (dict(max_faces=0), "max_faces=0"), (dict(min_face=0), "min_face=0")):
+        with pytest.raises(MienError, match=message):
+            Settings(**bad)
 
 
 def test_min_confidence_labels_low_answers_uncertain(client, face_photo):
@@ -188,13 +223,19 @@ def test_batch_detector_failure_fails_only_that_photo(make_app, face_photo, two_
     assert_same_faces(items[1]["result"]["faces"], library_faces(face_photo))
 
 
-def test_batch_over_the_file_limit_is_413(make_app, face_photo):
+@pytest.mark.parametrize("count", [2, 3, 4, 10])
+def test_batch_over_the_file_limit_is_413(make_app, face_photo, count):
     from fastapi.testclient import TestClient
 
     client = TestClient(make_app(max_batch_images=2))
-    files = [("files", (f"{i}.jpg", face_photo, "image/jpeg")) for i in range(3)]
+    files = [("files", (f"{i}.jpg", face_photo, "image/jpeg")) for i in range(count)]
     r = client.post("/v1/analyze/batch", files=files)
-    assert r.status_code == 413 and r.json()["error"] == "too_many_files"
+    if count == 2:
+        assert r.status_code == 200 and len(r.json()) == 2
+        return
+    assert r.status_code == 413, r.text
+    assert r.json() == {"error": "too_many_files",
+                        "detail": "more than 2 files in one request; send at most 2"}
 
 
 def test_models_lists_what_was_loaded(client):

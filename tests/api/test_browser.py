@@ -35,16 +35,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(folder: Path, shared_data: Path, api_key: str | None = None):
+def serving(folder: Path, api_key: str | None = None):
     """`mien serve` on a free loopback port with a small ONNX attribute model; yields its URL."""
     pytest.importorskip("onnx")
     model = folder / "gray.onnx"
     write_mean_onnx(model)
     port = free_port()
     env = dict(os.environ)
-    shared_models = shared_data.parent / "models"
-    if shared_models.is_dir() and "MIEN_MODELS_DIR" not in env:
-        env["MIEN_MODELS_DIR"] = str(shared_models)  # YuNet when present, else Haar
     env.pop("MIEN_API_KEY", None)
     if api_key:
         env["MIEN_API_KEY"] = api_key
@@ -79,7 +76,7 @@ def serving(folder: Path, shared_data: Path, api_key: str | None = None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, shared_data):
-    with serving(tmp_path_factory.mktemp("serve"), shared_data) as url:
+    with serving(tmp_path_factory.mktemp("serve")) as url:
         yield url
 
 
@@ -257,12 +254,21 @@ def test_dropped_photo_is_analyzed(server, browser, shared_data):
     assert page.get_attribute("#canvas", "data-faces") == str(len(expected))
     assert page.locator("#table tbody tr").count() == len(expected)
     assert photo.name in page.inner_text("#status")
+    # The group's captions stay on the canvas and off each other (labels.js places them).
+    labels, (w, h) = page.evaluate("""() => { const c = document.getElementById('canvas');
+                                             return [window.mien.labels, [c.width, c.height]]; }""")
+    assert len(labels) == len(expected)
+    for k, a in enumerate(labels):
+        assert 0 <= a["x1"] < a["x2"] <= w and 0 <= a["y1"] < a["y2"] <= h
+        for b in labels[k + 1:]:
+            assert min(a["x2"], b["x2"]) <= max(a["x1"], b["x1"]) or \
+                min(a["y2"], b["y2"]) <= max(a["y1"], b["y1"])
     page.close()
 
 
 def test_page_asks_for_the_api_key(tmp_path, shared_data, browser):
     photo = shared_data / "detection" / "genki_szsl" / "files" / "file0001.jpg"
-    with serving(tmp_path, shared_data, api_key="letmein") as url:
+    with serving(tmp_path, api_key="letmein") as url:
         page = browser.new_page()
         page.goto(url + "/")
         page.wait_for_selector("#key-box:not([hidden])")

@@ -29,3 +29,16 @@ def test_bad_option_is_a_usage_error_not_a_traceback(capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--workers" in err and "Traceback" not in err
+
+
+def test_header_timeout_reaches_the_server(monkeypatch, capsys):
+    from mien.api import server
+
+    started = {}
+    monkeypatch.setattr(server, "run_server", lambda app, **options: started.update(options))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--detector", "haar", "--attributes", "", "--header-timeout", "3",
+              "--port", "8123"])
+    assert exit_info.value.code == 0, capsys.readouterr().err
+    assert started == {"host": "127.0.0.1", "port": 8123, "header_timeout_s": 3.0,
+                       "log_level": "info"}

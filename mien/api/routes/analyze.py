@@ -10,6 +10,7 @@ from mien.api.errors import ApiError
 from mien.api.routes.deps import loaded_service, read_uploads, require_api_key
 from mien.api.schemas import AnalyzeOut, BatchItemOut, ErrorOut
 from mien.api.service import AnalyzeOptions, Service
+from mien.detection.base import MIN_SCORE_THRESHOLD
 
 router = APIRouter(prefix="/v1", tags=["analyze"], dependencies=[Depends(require_api_key)])
 
@@ -42,11 +43,14 @@ def analyze_options(
     attributes: Annotated[str | None, Query(
         description="Comma list of loaded attributes [default: all of them]; '' for none.")] = None,
     detector: Annotated[str | None, Query(
-        description="haar, yunet or mtcnn when available [default: the server's].")] = None,
+        description="haar, yunet or mtcnn [default: the server's]; one that cannot run here is "
+                    "replaced, and the answer's `detector` names the one that ran.")] = None,
     min_face: Annotated[int | None, Query(ge=1, le=100_000,
                                           description="Smallest face side, pixels.")] = None,
-    threshold: Annotated[float | None, Query(ge=0.0, le=1.0,
-                                             description="Detector score threshold.")] = None,
+    threshold: Annotated[float | None, Query(
+        ge=MIN_SCORE_THRESHOLD, le=1.0, description="Detector score threshold.")] = None,
+    max_faces: Annotated[int | None, Query(
+        ge=1, le=100_000, description="Most faces per image, best scores first.")] = None,
     annotate: Annotated[bool, Query(
         description="Also return the picture with boxes and labels drawn.")] = False,
     annotate_format: Annotated[Literal["jpeg", "png"], Query()] = "jpeg",
@@ -57,8 +61,8 @@ def analyze_options(
     names = None
     if attributes is not None:
         names = tuple(a.strip() for a in attributes.split(",") if a.strip())
-    return AnalyzeOptions(names, detector, min_face, threshold, annotate, annotate_format,
-                          min_confidence)
+    return AnalyzeOptions(names, detector, min_face, threshold, max_faces, annotate,
+                          annotate_format, min_confidence)
 
 
 @router.post("/analyze", response_model=AnalyzeOut, responses=ERRORS, openapi_extra=IMAGE_BODY)

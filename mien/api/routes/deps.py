@@ -6,6 +6,7 @@ import hmac
 
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.exceptions import HTTPException
 
 from mien.api.errors import ApiError
 from mien.api.service import Service
@@ -52,20 +53,23 @@ async def read_uploads(request: Request, max_files: int,
         except ApiError as exc:
             return [("request body", exc)]
         return [("request body", data)]
-    form = await request.form(max_files=max_files + 1, max_fields=max_files + 32)
+    try:  # the parser stops at the first file part over the limit
+        form = await request.form(max_files=max_files, max_fields=max_files + 32)
+    except HTTPException as exc:
+        if not str(exc.detail).startswith("Too many files"):  # starlette's words for it
+            raise
+        raise ApiError(413, "too_many_files", f"more than {max_files} files in one request; "
+                                              f"send at most {max_files}") from None
     files = [v for _, v in form.multi_items() if not isinstance(v, str)]
     if not files:
         raise ApiError(422, "no_file", "the form has no file part; send the image as a file "
                                        "field, e.g. curl -F file=@photo.jpg")
-    if len(files) > max_files:
-        raise ApiError(413, "too_many_files", f"{len(files)} or more files in one request; send "
-                                              f"at most {max_files}")
     out: list[tuple[str, bytes | ApiError]] = []
     for i, part in enumerate(files):
         name = part.filename or f"file {i + 1}"
-        data = await part.read(max_bytes + 1)
+        data = await part.read(max_bytes + 1)  # no more than the check needs
         try:
-            check_upload(data, part.content_type, name, max_bytes)
+            check_upload(data, part.content_type, name, max_bytes, size=part.size)
             out.append((name, data))
         except ApiError as exc:
             out.append((name, exc))

@@ -48,7 +48,8 @@ def models(svc: Annotated[Service, Depends(loaded_service)]) -> ModelsOut:
                                    card=model_card(c)))
     return ModelsOut(
         detector=DetectorOut(default=svc.default_detector, available=list_detectors(True),
-                             min_face=settings.min_face, threshold=settings.threshold),
+                             min_face=settings.min_face, threshold=settings.threshold,
+                             max_faces=settings.max_faces),
         attributes=attributes)
 
 

@@ -16,6 +16,7 @@ STATIC = {
     "index.html": "text/html; charset=utf-8",
     "docs.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "labels.js": "text/javascript; charset=utf-8",
     "docs.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }

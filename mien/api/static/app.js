@@ -6,7 +6,7 @@ const BOX = "rgb(40, 220, 90)";
 const CAMERA_SIDE = 640; // frames are scaled to at most this before upload
 const $ = (id) => document.getElementById(id);
 
-const state = { result: null, file: "", camera: null, busy: false };
+const state = { result: null, file: "", camera: null, busy: false, labels: [] };
 window.mien = state; // the page's last answer, for scripts and tests
 
 function apiHeaders(extra) {
@@ -31,48 +31,58 @@ async function analyze(blob, name) {
   return body;
 }
 
-// What a face's caption shows for an attribute: for yes/no models whose labels include the
-// attribute's own name (smile: no_smile/smile) that class's probability, else the winner; an
-// answer under the minimum confidence says "uncertain" (mien.inference.draw.shown_value).
+// What a face's caption shows for an attribute: the winning label and its probability, or for
+// an answer under the minimum confidence "<name> uncertain" (mien.inference.draw.shown_value).
 function shown(name, prediction) {
-  const p = prediction.probabilities;
   const unsure = prediction.label === "uncertain";
-  if (Object.keys(p).length === 2 && name in p) return [unsure ? `${name} uncertain` : name, p[name]];
   return [unsure ? `${name} uncertain` : prediction.label, prediction.score];
 }
 
-function caption(face) {
-  return Object.entries(face.attributes)
-    .map(([name, pred]) => { const [label, value] = shown(name, pred); return `${label} ${value.toFixed(2)}`; })
-    .join(" · ");
+// One part per attribute, the first led by the face's number in the table ("#1 happy 0.93").
+function captionParts(face, i) {
+  const parts = Object.entries(face.attributes).map(([name, pred]) => {
+    const [label, value] = shown(name, pred);
+    return `${label} ${value.toFixed(2)}`;
+  });
+  return [[`#${i + 1}`, ...parts.slice(0, 1)].join(" "), ...parts.slice(1)];
 }
 
-// Boxes, landmarks and captions on `ctx`, with result pixels scaled by `scale`.
+// Boxes, landmarks and captions on `ctx`, with result pixels scaled by `scale`; captions are
+// placed by labels.js so none leaves the canvas or covers another.
 function drawFaces(ctx, faces, scale) {
-  const size = Math.max(12, Math.min(28, Math.round(Math.max(ctx.canvas.width, ctx.canvas.height) / 45)));
-  ctx.lineWidth = Math.max(2, Math.round(size / 8));
-  ctx.font = `${size}px system-ui, sans-serif`;
-  ctx.textBaseline = "top";
-  faces.forEach((face, i) => {
-    const b = face.box;
-    const x = b.x1 * scale, y = b.y1 * scale, w = (b.x2 - b.x1) * scale, h = (b.y2 - b.y1) * scale;
-    ctx.strokeStyle = BOX;
-    ctx.strokeRect(x, y, w, h);
-    ctx.fillStyle = BOX;
-    for (const [px, py] of face.landmarks) {
+  const { width, height } = ctx.canvas;
+  const boxes = faces.map(({ box: b }) => ({ x1: b.x1 * scale, y1: b.y1 * scale, x2: b.x2 * scale, y2: b.y2 * scale }));
+  ctx.lineWidth = Math.max(2, Math.round(fontSize(width, height) / 8));
+  ctx.strokeStyle = ctx.fillStyle = BOX;
+  boxes.forEach((b, i) => {
+    ctx.strokeRect(b.x1, b.y1, b.x2 - b.x1, b.y2 - b.y1);
+    for (const [px, py] of faces[i].landmarks) {
       ctx.beginPath();
       ctx.arc(px * scale, py * scale, ctx.lineWidth, 0, 2 * Math.PI);
       ctx.fill();
     }
-    const text = `${i + 1}` + (Object.keys(face.attributes).length ? ` ${caption(face)}` : "");
-    const tw = ctx.measureText(text).width + 8, th = size + 6;
-    const ty = y - th >= 0 ? y - th : Math.min(ctx.canvas.height - th, y + h);
-    const tx = Math.max(0, Math.min(x, ctx.canvas.width - tw)); // keep the caption inside
-    ctx.fillRect(tx, ty, tw, th);
+  });
+  const font = (size) => `${size}px system-ui, sans-serif`;
+  const measureFor = (size) => { ctx.font = font(size); return (text) => ctx.measureText(text).width; };
+  const placed = placeCaptions(boxes, faces.map(captionParts), measureFor, width, height);
+  ctx.font = font(placed.size);
+  ctx.textBaseline = "top";
+  const pad = padding(placed.size), step = lineHeight(placed.size);
+  placed.rects.forEach((rect, i) => {
+    const line = leader(boxes[i], rect);
+    ctx.fillStyle = BOX;
+    if (line) {
+      ctx.beginPath();
+      ctx.moveTo(...line[0]);
+      ctx.lineTo(...line[1]);
+      ctx.stroke();
+    }
+    ctx.fillRect(rect.x1, rect.y1, rect.x2 - rect.x1, rect.y2 - rect.y1);
     ctx.fillStyle = "#fff";
-    ctx.fillText(text, tx + 4, ty + 3);
+    placed.lines[i].forEach((row, k) => ctx.fillText(row, rect.x1 + pad, rect.y1 + pad + k * step));
   });
   ctx.canvas.dataset.faces = String(faces.length);
+  state.labels = placed.rects; // for scripts and tests: where each face's caption went
 }
 
 function loadImage(src) {
