@@ -39,7 +39,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", default="1,2", help="thread counts to time, e.g. 1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/analyze.json")
     args = parser.parse_args(argv)
-    os.environ.setdefault("MIEN_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
     specs = args.attributes.split(",") if args.attributes else None
     pipeline = Pipeline(args.detector, specs, batch_size=args.batch_size)

@@ -10,9 +10,8 @@ a face was found, so the two figures compare like for like.
 
     python benchmarks/end_to_end.py [--models glasses,smile] [--detector yunet] [--limit N]
 
-YuNet is used when fetched (`mien models fetch yunet`) or when MIEN_MODELS_DIR points at a folder
-that holds it (e.g. ../shared/models); else Haar. Prints a table and writes JSON (default
-benchmarks/results/end_to_end.json).
+The detector is mien's default (YuNet, bundled) unless --detector names another. Prints a table
+and writes JSON (default benchmarks/results/end_to_end.json).
 """
 
 from __future__ import annotations
@@ -86,7 +85,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="", help="comma-separated names (default: all)")
-    parser.add_argument("--detector", default=None, help="default: mien's (YuNet once fetched)")
+    parser.add_argument("--detector", default=None, help="default: mien's (YuNet, bundled)")
     parser.add_argument("--limit", type=int, default=None, help="first N validation images")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/end_to_end.json")
     args = parser.parse_args()

@@ -11,7 +11,7 @@ Photo sets, by task: glasses -> CelebA held-out (the glasses card's 2,000, the a
 on disk) and the 390 GENKI photos labelled in labels/genki_eyeglasses.csv; smile -> SMILEs
 held-out (64x64 crops: the detector misses some); expression -> FER2013 val (48x48 crops).
 
-    MIEN_MODELS_DIR=../shared/models python benchmarks/framing.py [--models glasses,smile]
+    python benchmarks/framing.py [--models glasses,smile]
         [--limit N] [--detector yunet] [--out FILE]
 
 MODELS: bundled names, or MODEL=TASK for a run folder or .onnx file (TASK: glasses, smile or
@@ -145,16 +145,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="glasses,smile,expression",
                         help="comma-separated: bundled names or MODEL=TASK")
-    parser.add_argument("--detector", default=None, help="default: YuNet when available")
+    parser.add_argument("--detector", default=None, help="default: mien's (YuNet, bundled)")
     parser.add_argument("--limit", type=int, default=None, help="photos per set")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
         "MIEN_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/framing.json")
     args = parser.parse_args()
     detector = args.detector or default_detector_name()
-    if detector != "yunet" and args.detector is None:
-        print(f"YuNet not found (mien models fetch yunet, or MIEN_MODELS_DIR=../shared/models); "
-              f"using {detector}")
 
     rows = []
     for spec in [m.strip() for m in args.models.split(",") if m.strip()]:

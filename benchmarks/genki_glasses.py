@@ -88,7 +88,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="glasses", help="comma-separated models")
-    parser.add_argument("--detector", default=None, help="default: mien's (YuNet once fetched)")
+    parser.add_argument("--detector", default=None, help="default: mien's (YuNet, bundled)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
         "MIEN_DATA", ROOT.parent / "shared/data")))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/genki_glasses.json")

@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/serve_load.json")
     args = parser.parse_args(argv)
     data = Path(os.environ.get("MIEN_DATA", ROOT.parent / "shared" / "data"))
-    os.environ.setdefault("MIEN_MODELS_DIR", str(ROOT.parent / "shared" / "models"))
 
     photo = make_photo(data)
     counts = [int(c) for c in args.clients.split(",")]

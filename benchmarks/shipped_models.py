@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--no-accuracy", action="store_true", help="speed only")
     parser.add_argument("--photos", type=int, default=300, help="GENKI photos (0: none)")
     parser.add_argument("--detector", default=None,
-                        help="detector for the photos (default: mien's, YuNet once fetched)")
+                        help="detector for the photos (default: mien's, YuNet, bundled)")
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "shipped_models.json")
     args = parser.parse_args()

@@ -23,13 +23,24 @@ def open_dataset(*args, **kwargs):
 
 
 _default_pipelines: dict = {}
+_SUBPACKAGES = frozenset({"api", "cli", "data", "detection", "evaluation", "heads", "inference",
+                          "models", "training"})
+
+
+def __getattr__(name: str):
+    """`mien.inference.Pipeline` and the like: a subpackage is imported on first use."""
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def analyze(image_or_path, *, detector: str | None = None, attributes=None,
             min_confidence: float | None = None) -> list[Face]:
-    """Faces in one picture (path, encoded bytes or uint8 RGB array), best first, each with its
-    attributes (every installed bundled classifier unless `attributes` names others); an
-    answer whose top probability is below `min_confidence` is labelled `uncertain`.
+    """Faces in one picture (path, encoded bytes, uint8 RGB array or PIL image), best first,
+    each with its attributes (every installed bundled classifier unless `attributes` names
+    others); an answer whose top probability is below `min_confidence` is labelled `uncertain`.
     The pipeline is built on first use and reused; see `mien.inference.Pipeline` for more."""
     from mien.inference.pipeline import Pipeline
 

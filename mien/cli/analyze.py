@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
+from mien.detection.base import DEFAULT_DETECTOR, DEFAULT_OPTIONS, MIN_SCORE_THRESHOLD
 from mien.errors import MienError
+
+DETECTOR_HELP = (f"Face detector: haar, yunet or mtcnn [default: {DEFAULT_DETECTOR}, bundled]. "
+                 "One that cannot run here is replaced (a warning says so); the results name "
+                 "the detector that ran.")
+THRESHOLD_HELP = (f"Detector score threshold, in [{MIN_SCORE_THRESHOLD}, 1] "
+                  "[default: the detector's own].")
 
 
 def analyze_command(
@@ -18,11 +25,13 @@ def analyze_command(
         help="Comma list: bundled names (expression,smile,glasses) or name=MODEL with MODEL a "
              "run folder, .onnx or .safetensors [default: every installed bundled model].")] = None,
     detector: Annotated[str | None, typer.Option(
-        help="Face detector: haar, yunet or mtcnn [default: yunet when its file is present, "
-             "else haar].")] = None,
-    min_face: Annotated[int, typer.Option(min=1, help="Smallest face side, pixels.")] = 20,
+        help=DETECTOR_HELP)] = None,
+    min_face: Annotated[int, typer.Option(
+        min=1, help="Smallest face side, pixels.")] = DEFAULT_OPTIONS.min_face,
     threshold: Annotated[float | None, typer.Option(
-        help="Detector score threshold [default: the detector's own].")] = None,
+        help=THRESHOLD_HELP)] = None,
+    max_faces: Annotated[int, typer.Option(
+        min=1, help="Most faces per picture, best scores first.")] = DEFAULT_OPTIONS.max_faces,
     out: Annotated[Path | None, typer.Option(
         help="Folder for faces.<format>, tracks.json and annotated copies "
              "[default: JSON lines on stdout].")] = None,
@@ -47,6 +56,10 @@ def analyze_command(
     min_confidence: Annotated[float | None, typer.Option(
         help="Label an answer 'uncertain' when its top probability is below P (its "
              "probabilities are still written).", metavar="P")] = None,
+    save_crops: Annotated[Path | None, typer.Option(
+        "--save-crops", metavar="DIR",
+        help="Also save every face crop here as SOURCE_FACE.png (videos: SOURCE_fFRAME_FACE.png), "
+             "cut as the first attribute's model reads faces.")] = None,
 ) -> None:
     """Find every face and tell its attributes, one row per face (or per input without one)."""
     import sys
@@ -74,7 +87,8 @@ def analyze_command(
         detector, specs, batch_size=batch_size, smoothing=smooth,
         prefetch=1 if camera is not None else 8,  # a live camera must not lag behind a queue
         landmarks=landmarks, min_confidence=min_confidence,
-        detector_options={"min_face": min_face, "score_threshold": threshold},
+        detector_options={"min_face": min_face, "score_threshold": threshold,
+                          "max_faces": max_faces},
     )
     if specs is None and not pipeline.attributes:
         print("note: no bundled classifiers are installed; writing detections only "
@@ -85,11 +99,13 @@ def analyze_command(
     else:
         writer = RowWriter(sys.stdout, fmt, pipeline.labels)  # type: ignore[arg-type]
     live = camera is not None and _window_available()
-    counts = _run(pipeline, sources, writer, out, annotate, live,
+    counts = _run(pipeline, sources, writer, out, annotate, live, save_crops,
                   dict(glob=glob, every=every, fps=fps, max_frames=max_frames))
     if out is not None:
         print(f"{counts['frames']} frames, {counts['faces']} faces, {counts['no_face']} without "
               f"a face, {counts['errors']} unreadable -> {output_path(out, fmt)}", file=sys.stderr)
+    if save_crops is not None:
+        print(f"{counts['crops']} face crops -> {save_crops}", file=sys.stderr)
     if counts["errors"]:
         # Every other input was still analysed and written; the exit code tells scripts.
         print(f"error: {counts['errors']} input(s) could not be read; see the rows with "
@@ -97,27 +113,39 @@ def analyze_command(
         raise typer.Exit(1)
 
 
-def _run(pipeline, sources, writer, out, annotate, live, source_options) -> dict:
+def _run(pipeline, sources, writer, out, annotate, live, save_crops, source_options) -> dict:
     import json
     import time
     from dataclasses import asdict
 
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
+    from mien.inference.crops import CropWriter
     from mien.inference.draw import AnnotatedOutput, draw_faces
+    from mien.inference.sources import expected_frames
     from mien.inference.tracking import TrackSummarizer
 
     counts = dict(frames=0, faces=0, no_face=0, errors=0)
     sources_seen: set[str] = set()
     summarizer = TrackSummarizer()
     annotated = AnnotatedOutput(out / "annotated") if annotate else None
+    crops = CropWriter(save_crops, pipeline) if save_crops is not None else None
     err = Console(stderr=True)
     start = time.perf_counter()
-    columns = (TextColumn("[bold]analyzing"), BarColumn(), TextColumn("{task.fields[stats]}"),
-               TimeElapsedColumn())
+    columns = (TextColumn("[bold]analyzing"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task("analyze", total=None, stats="")
+        # Counting opens every video once more, so only for a bar someone sees.
+        total = expected_frames(sources, **source_options) if err.is_terminal else None
+        task = bar.add_task("analyze", total=total, stats="")
         try:
             for frame, rows in pipeline.run_frames(sources, **source_options):
                 sources_seen.add(frame.source)
@@ -132,19 +160,24 @@ def _run(pipeline, sources, writer, out, annotate, live, source_options) -> dict
                         summarizer.add(row.source, row.frame, row.timestamp, row.face)
                 if annotated is not None:
                     annotated.add(frame, faces)
+                if crops is not None:
+                    crops.add(frame, faces)
                 if live and frame.image is not None and not _show(draw_faces(frame.image, faces)):
                     break
                 if out is None:
                     writer.flush()
                 rate = counts["faces"] / max(time.perf_counter() - start, 1e-9)
-                bar.update(task, stats=f"{len(sources_seen)} files · {counts['frames']} frames · "
-                                       f"{counts['faces']} faces · {rate:.1f} faces/s")
+                bar.update(task, completed=counts["frames"],
+                           stats=f"{len(sources_seen)} files · {counts['faces']} faces · "
+                                 f"{rate:.1f} faces/s")
         finally:
             writer.close()
             if annotated is not None:
                 annotated.close()
             if live:
                 _close_window()
+    if crops is not None:
+        counts["crops"] = crops.written
     tracks = summarizer.summaries()
     if out is not None and tracks:
         (out / "tracks.json").write_text(json.dumps([asdict(t) for t in tracks], indent=1))

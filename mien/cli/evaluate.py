@@ -31,7 +31,8 @@ def evaluate_command(
         "model's framing as `mien analyze` cuts it; a photo without a face counts as wrong.")
     ] = False,
     detector: Annotated[str | None, typer.Option(
-        help="With --detect: haar | yunet | mtcnn [default: YuNet once fetched, else Haar].")
+        help="With --detect: haar | yunet | mtcnn [default: yunet, bundled]; the JSON names "
+             "the detector that ran.")
     ] = None,
 ) -> None:
     """Accuracy, balanced accuracy, macro-F1 and per-class scores of MODEL on DATA."""
@@ -66,6 +67,7 @@ def evaluate_command(
             data_name=str(data), split=split_name,
             progress=lambda done: bar.update(task, completed=done),
             detector=(detector or default_detector_name()) if detect else None,
+            check_framing=not detect,
         )
     result = dataclasses.replace(result, model_facts=facts)
 
@@ -76,6 +78,8 @@ def evaluate_command(
     if result.unreadable:
         err.print(f"{len(result.unreadable)} unreadable image(s) skipped, e.g. "
                   f"{result.unreadable[0].error}", style="yellow", markup=False)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", style="yellow", markup=False, soft_wrap=True)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result.to_json(), indent=1))

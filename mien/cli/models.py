@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-models_app = typer.Typer(help="Model files: bundled classifiers (list, show) and detector "
-                         "weights (fetch).", no_args_is_help=True)
+models_app = typer.Typer(help="Model files: bundled classifiers (list, show), detector "
+                         "weights (fetch) and the architectures to train (zoo).",
+                         no_args_is_help=True)
 
 
 @models_app.command("fetch")
@@ -37,26 +38,40 @@ def fetch_command(
     print(f"{path} (sha256 {spec.sha256}, {spec.licence})")
 
 
+TABLE_WIDTH = 100  # columns: tables wrap their cells to fit a standard terminal
+
+
+def _table_console():
+    from rich.console import Console
+
+    # markup off: labels and descriptions may hold [brackets]; piped output gets the full width
+    terminal = Console()
+    width = min(terminal.width, TABLE_WIDTH) if terminal.is_terminal else TABLE_WIDTH
+    return Console(markup=False, width=width)
+
+
 @models_app.command("list")
 def list_command() -> None:
     """Bundled classifiers: size, checksum against the model card, validation accuracy."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    from mien.models.cards import headline, installed_models
+    from mien.models.cards import installed_models
 
     models = installed_models()
-    out = Console(markup=False, width=None if Console().is_terminal else 200)
+    out = _table_console()
     if not models:
         out.print("no bundled classifiers installed")
         return
-    table = Table("name", "labels", "input", "size", "sha256", "validation")
+    table = Table("name", Column("labels", overflow="fold"), "input", "size", "sha256",
+                  "accuracy (balanced)", "validation data")
     for m in models:
-        size = m.card["input"]["size"]
+        size, v = m.card["input"]["size"], m.card["validation"]
         table.add_row(m.name, ", ".join(m.card["labels"]),
                       f"{size[0]}x{size[1]} {m.card['input']['color']}",
                       f"{m.size_bytes / 1024:.0f} KiB" if m.size_bytes else "missing",
-                      "ok" if m.verified else "MISMATCH", headline(m.card))
+                      "ok" if m.verified else "MISMATCH",
+                      f"{v['accuracy']:.3f} ({v['balanced_accuracy']:.3f})",
+                      f"{v['n']} {m.card['data'].get('validation_name', 'validation')}")
     out.print(table)
     bad = [m for m in models if not m.verified]
     if bad:
@@ -64,6 +79,31 @@ def list_command() -> None:
 
         raise ModelFileError(f"{bad[0].file}: missing or its SHA-256 differs from its card; "
                              "reinstall mien")
+
+
+@models_app.command("zoo")
+def zoo_command(
+    pattern: Annotated[str, typer.Argument(
+        help="Shell-style pattern of names, e.g. 'mien-*'.")] = "*",
+) -> None:
+    """Architectures `mien train --model` builds: input size and colour, loss, description."""
+    from rich.table import Table
+
+    from mien.models.registry import list_models, model_info
+
+    names = list_models(pattern)
+    if not names:
+        from mien.errors import MienError
+
+        raise MienError(f"no architecture matches {pattern!r}; `mien models zoo` lists them all")
+    out = _table_console()
+    table = Table("name", "input", "loss", "description")
+    for name in names:
+        info = model_info(name)
+        colour = {1: "gray", 3: "rgb"}.get(info.in_channels, f"{info.in_channels} channels")
+        table.add_row(name, f"{info.input_size[0]}x{info.input_size[1]} {colour}", info.loss,
+                      info.description)
+    out.print(table)
 
 
 @models_app.command("show")

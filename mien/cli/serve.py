@@ -6,6 +6,9 @@ from typing import Annotated
 
 import typer
 
+from mien.cli.analyze import DETECTOR_HELP, THRESHOLD_HELP
+from mien.detection.base import DEFAULT_OPTIONS
+
 
 def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every "
@@ -20,6 +23,9 @@ def serve_command(
     max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest image file, MiB.")] = 16,
     upload_timeout: Annotated[float, typer.Option(
         min=0.001, help="Seconds a request body may take to arrive before 408.")] = 120.0,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds the request line and headers may take to arrive before 408 "
+                        "(slow-header clients).")] = 10.0,
     max_pixels: Annotated[int, typer.Option(
         min=1, help="Largest image, width x height (decompression bombs get 413).")] = 50_000_000,
     cors: Annotated[list[str] | None, typer.Option(
@@ -28,10 +34,12 @@ def serve_command(
     attributes: Annotated[str | None, typer.Option(
         help="Comma list as in `mien analyze --attributes` [default: every installed bundled "
              "model].")] = None,
-    detector: Annotated[str | None, typer.Option(
-        help="haar, yunet or mtcnn [default: yunet when its file is present].")] = None,
-    min_face: Annotated[int, typer.Option(min=1, help="Smallest face side, pixels.")] = 20,
-    threshold: Annotated[float | None, typer.Option(help="Detector score threshold.")] = None,
+    detector: Annotated[str | None, typer.Option(help=DETECTOR_HELP)] = None,
+    min_face: Annotated[int, typer.Option(
+        min=1, help="Smallest face side, pixels.")] = DEFAULT_OPTIONS.min_face,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
+    max_faces: Annotated[int, typer.Option(
+        min=1, help="Most faces per picture, best scores first.")] = DEFAULT_OPTIONS.max_faces,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve POST /v1/analyze, /v1/analyze/batch, GET /v1/models and the web page at /.
@@ -42,13 +50,13 @@ def serve_command(
     from mien.errors import require
 
     require("uvicorn", "serve")
-    import uvicorn
-
     from mien.api.app import create_app
+    from mien.api.server import run_server
 
     options = dict(
-        detector=detector, min_face=min_face, threshold=threshold, queue_size=queue,
-        timeout_s=timeout, upload_timeout_s=upload_timeout,
+        detector=detector, min_face=min_face, threshold=threshold, max_faces=max_faces,
+        queue_size=queue,
+        timeout_s=timeout, upload_timeout_s=upload_timeout, header_timeout_s=header_timeout,
         max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
         cors_origins=tuple(cors or ()),
         attributes=None if attributes is None else tuple(
@@ -64,7 +72,8 @@ def serve_command(
     key = "X-API-Key required" if settings.api_key else "no API key"
     print(f"mien serve: detector {service.default_detector}, attributes {loaded}, "
           f"{settings.workers} workers, {key}; http://{host}:{port}/", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+    run_server(app, host=host, port=port, header_timeout_s=settings.header_timeout_s,
+               log_level=log_level)
 
 
 def register(app: typer.Typer) -> None:

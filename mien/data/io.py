@@ -57,7 +57,7 @@ def decode_image(
 ) -> np.ndarray:
     """Decode a file path or encoded bytes to uint8: (H, W, 3) for "rgb", (H, W) for "gray",
     and the file's own layout for None. EXIF orientation is applied."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     label = name or (str(data) if not isinstance(data, bytes) else "<bytes>")
     source = io.BytesIO(data) if isinstance(data, bytes) else data
@@ -72,8 +72,7 @@ def decode_image(
                         "downscale the image first"
                     )
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                arr = _to_uint8(img)
+                arr = from_pil(img, None)
     except ImageReadError:
         raise
     except FileNotFoundError as exc:
@@ -82,11 +81,11 @@ def decode_image(
         raise ImageReadError(f"{label}: is a folder, not an image file; give a file") from exc
     except PermissionError as exc:
         raise ImageReadError(f"{label}: permission denied; make the file readable") from exc
-    except (
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except UnidentifiedImageError as exc:  # its message holds the repr of the file object
+        raise ImageReadError(
+            f"{label}: not an image format Pillow reads; remove or replace it"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(
             f"{label}: not a readable image ({exc}); remove or replace it"
         ) from exc
@@ -97,6 +96,14 @@ def decode_image(
     if arr.size == 0:
         raise ImageReadError(f"{label}: image has no pixels; remove it")
     return convert_color(arr, mode)
+
+
+def from_pil(img, mode: ColorMode | None = "rgb") -> np.ndarray:
+    """A PIL image of any mode as uint8, like `decode_image` gives a file (EXIF orientation
+    applied)."""
+    from PIL import ImageOps
+
+    return convert_color(_to_uint8(ImageOps.exif_transpose(img)), mode)
 
 
 def read_image(path: str | os.PathLike, mode: ColorMode | None = "rgb") -> np.ndarray:

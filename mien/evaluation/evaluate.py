@@ -27,6 +27,7 @@ from mien.evaluation.metrics import (
 )
 
 NO_FACE = "no_face"  # the answer for a photo in which the detector found no face
+FRAMING_SAMPLE = 8  # images the framing check detects faces in: enough for a pattern, ~0.1 s
 
 
 class Classifier(Protocol):
@@ -92,6 +93,7 @@ class Evaluation:
     dataset: ImageDataset | None = field(default=None, repr=False)  # what `indices` point into
     model_facts: Mapping[str, float] = field(default_factory=dict)  # parameters, train_seconds
     detect: Detection | None = None  # scored on detected faces of whole photos
+    warnings: tuple[str, ...] = ()  # e.g. the images look unlike the model's face crops
 
     def image(self, row: int, mode: str | None = "rgb") -> np.ndarray:
         """The image of scored sample `row` (for thumbnails)."""
@@ -152,6 +154,8 @@ class Evaluation:
             out[f"top{k}_accuracy"] = value
         if self.detect is not None:
             out["detect"] = self.detect.to_json()
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         out.update(self.model_facts)
         return out
 
@@ -202,13 +206,16 @@ def evaluate(
     top_k: Sequence[int] = (2,),
     progress: Callable[[int], None] | None = None,
     detector=None,
+    check_framing: bool = False,
 ) -> Evaluation:
     """Run `classifier` over every image of `dataset` in batches and score it.
 
     Unreadable images are listed in the result and skipped, not fatal. `seconds` is the wall
     time of decoding plus prediction, so images/s is the end-to-end throughput. `progress`
     is called with the number of images handled after each batch. `detector` (a name or a
-    Detector): the images are whole photos; see the module docstring.
+    Detector): the images are whole photos; see the module docstring. `check_framing` (without
+    a detector): `warnings` says when the images look unlike the model's face crops
+    (`framing_warnings`).
     """
     tta = tta or "none"
     if tta not in TTA_VIEWS:
@@ -217,6 +224,7 @@ def evaluate(
         raise MienError(f"--batch-size {batch_size}: use a positive number")
     labels = tuple(classifier.labels)
     ds = map_to_model_labels(dataset, labels, label_spec)
+    warnings = framing_warnings(classifier, ds) if check_framing and detector is None else ()
     views = TTA_VIEWS[tta]
     if tta == "flip" and getattr(classifier, "tta", "none") == "flip":
         views = TTA_VIEWS["none"]  # the model averages every face with its mirror already
@@ -280,6 +288,7 @@ def evaluate(
         split=split,
         dataset=ds,
         detect=detect,
+        warnings=warnings,
     )
 
 
@@ -299,6 +308,38 @@ def select_split(splits: Mapping[str, ImageDataset], split: str | None = None,
     return name, splits[name]
 
 
+def framing_warnings(classifier: Classifier, dataset: ImageDataset, detector=None,
+                     sample: int = FRAMING_SAMPLE) -> tuple[str, ...]:
+    """A warning when `dataset` looks unlike the faces `classifier` reads: in most of `sample`
+    images spread over it, the largest face `detector` (default: `mien analyze`'s) finds
+    covers under half the share of the picture the model's framing gives a face, as when
+    whole photos are scored by a face-crop model. Images without a face found (small crops
+    often) say nothing."""
+    from mien.detection import create_detector
+    from mien.inference.pipeline import framing_of
+
+    if detector is None or isinstance(detector, str):
+        detector = create_detector(detector)
+    framing = framing_of(classifier)
+    expected = 1 / (1 + framing.margin) ** 2  # the crop's side is the box's x (1 + margin)
+    rows = np.unique(np.linspace(0, len(dataset) - 1, min(sample, len(dataset))).round())
+    shares = []
+    for row in rows.astype(int):
+        try:
+            image = dataset.load(row, "rgb")
+        except ImageReadError:
+            continue
+        faces = detector.detect(image)
+        if faces:
+            shares.append(max(f.box.area for f in faces) / (image.shape[0] * image.shape[1]))
+    if len(shares) < max(2, (len(rows) + 1) // 2) or np.median(shares) >= expected / 2:
+        return ()
+    return (f"the faces found fill {np.median(shares):.0%} of the sampled images, but this "
+            f"model reads crops in which the face fills about {expected:.0%} (margin "
+            f"{framing.margin:g}): DATA looks like whole photos; add --detect (Python: "
+            "detector=) to score each photo's largest face cut as `mien analyze` cuts it",)
+
+
 def _face_cropper(classifier: Classifier, detector):
     """(detector, framing, photo -> crop of its largest face or None): the face the pipeline
     would cut for this classifier, by the pipeline's own code."""
@@ -308,10 +349,8 @@ def _face_cropper(classifier: Classifier, detector):
     framing = pipeline.framings["model"]
 
     def face_of(photo: np.ndarray) -> np.ndarray | None:
-        faces = pipeline.detect(photo)
-        if not faces:
-            return None
-        return pipeline.crop(photo, [max(faces, key=lambda f: f.box.area)], framing)[0]
+        found = pipeline.largest_face(photo, framing)
+        return None if found is None else found[1]
 
     return pipeline.detector, framing, face_of
 

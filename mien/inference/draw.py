@@ -1,5 +1,5 @@
 """Annotated pictures and videos: a box per face with a caption such as
-"happy 0.93 · smile 0.89 · glasses 0.02"."""
+"happy 0.93 · smile 0.89 · no_eyeglasses 0.98", placed by `mien.inference.labels`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mien.inference.labels import font_size, leader, line_height, padding, place_captions
+from mien.inference.writers import SourceNames
 from mien.types import UNCERTAIN, Face, Prediction
 
 BOX_COLOR = (40, 220, 90)  # RGB
@@ -22,32 +24,21 @@ SYSTEM_FONTS = (
 )
 
 
-def positive_label(labels) -> str | None:
-    """The "yes" class of a yes/no attribute: the one of two labels without a no_/not_ prefix
-    when the other has it (no_smile / smile, no_eyeglasses / eyeglasses)."""
-    if len(labels) != 2:
-        return None
-    negative = [lb for lb in labels if lb.lower().startswith(("no_", "not_", "no-", "non_"))]
-    return next(lb for lb in labels if lb not in negative) if len(negative) == 1 else None
-
-
 def shown_value(name: str, pred: Prediction) -> tuple[str, float]:
-    """A yes/no attribute shows its name and the "yes" probability, so "smile 0.02" reads as
-    not smiling; any other shows its winning label and that label's probability. An answer
-    below the minimum confidence says so: "smile uncertain 0.55", "expression uncertain 0.31"."""
-    unsure = f"{name} {UNCERTAIN}" if pred.uncertain else None
-    positive = name if name in pred.probabilities else positive_label(list(pred.probabilities))
-    if len(pred.probabilities) == 2 and positive is not None:
-        return unsure or name, pred.probabilities[positive]
-    return unsure or pred.label, pred.score
+    """What a caption shows for one attribute: the winning label and its probability
+    ("no_eyeglasses 0.98"), or, for an answer below the minimum confidence, the attribute
+    called uncertain with its top probability ("smile uncertain 0.55")."""
+    return (f"{name} {UNCERTAIN}" if pred.uncertain else pred.label), pred.score
 
 
-def caption(face: Face, separator: str = " · ") -> str:
+def caption_parts(face: Face) -> list[str]:
+    """The pieces of a face's caption, one per attribute, the first led by the face's track id
+    when it has one ("#3 happy 0.93")."""
     parts = [f"{label} {value:.2f}" for label, value in
              (shown_value(n, p) for n, p in face.attributes.items())]
     if face.track_id is not None:
-        parts.insert(0, f"#{face.track_id}")
-    return separator.join(parts)
+        parts[:1] = [" ".join([f"#{face.track_id}", *parts[:1]])]
+    return parts
 
 
 @lru_cache(maxsize=1)
@@ -62,63 +53,49 @@ def _font_path() -> str | None:
     return next((p for p in SYSTEM_FONTS if os.path.isfile(p)), None)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)  # every size a tiny picture may shrink its captions through
 def _font(size: int):
     from PIL import ImageFont
 
     path = _font_path()
-    return ImageFont.truetype(path, size) if path else None
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
+
+
+def _corners(box) -> tuple[float, float, float, float]:
+    """The box's first and last pixel, in order even for a box thinner than a pixel or inverted
+    (a detector other than mien's may give one): drawing never fails on it."""
+    x1, x2 = sorted((box.x1, box.x2))
+    y1, y2 = sorted((box.y1, box.y2))
+    return x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)
 
 
 def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
-    """A copy of the uint8 RGB image with each face's box, landmarks and caption drawn."""
-    h, w = image.shape[:2]
-    size = max(11, min(32, round(max(h, w) / 45)))
-    font = _font(size)
-    if font is None:
-        return _draw_cv2(image, faces, size)
+    """A copy of the uint8 RGB image with each face's box, landmarks and caption drawn; no
+    caption leaves the picture or covers another (`mien.inference.labels.place_captions`)."""
     from PIL import Image, ImageDraw
 
+    h, w = image.shape[:2]
     canvas = Image.fromarray(np.ascontiguousarray(image[:, :, :3]))
     draw = ImageDraw.Draw(canvas)
-    thick = max(1, size // 8)
+    thick = max(1, font_size(w, h) // 8)
     for face in faces:
-        b = face.box
-        draw.rectangle([b.x1, b.y1, b.x2 - 1, b.y2 - 1], outline=BOX_COLOR, width=thick)
+        draw.rectangle(_corners(face.box), outline=BOX_COLOR, width=thick)
         for x, y in face.landmarks:
             draw.ellipse([x - thick, y - thick, x + thick, y + thick], fill=BOX_COLOR)
-        text = caption(face)
-        if not text:
-            continue
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-        tw, th = right - left, bottom - top
-        x = min(max(0, b.x1), max(0, w - tw - 4))
-        y = b.y1 - th - 6 if b.y1 - th - 6 >= 0 else min(h - th - 4, b.y2 + 2)
-        draw.rectangle([x, y, x + tw + 4, y + th + 4], fill=BOX_COLOR)
-        draw.text((x + 2 - left, y + 2 - top), text, font=font, fill=TEXT_COLOR)
+    captioned = [(face, parts) for face in faces if (parts := caption_parts(face))]
+    if not captioned:
+        return np.asarray(canvas)
+    placed = place_captions([face.box for face, _ in captioned], [p for _, p in captioned],
+                            lambda size: _font(size).getlength, w, h)
+    font, pad, step = _font(placed.size), padding(placed.size), line_height(placed.size)
+    for (face, _), text, rect in zip(captioned, placed.lines, placed.rects, strict=True):
+        line = leader(face.box, rect)
+        if line is not None:
+            draw.line([*line[0], *line[1]], fill=BOX_COLOR, width=thick)
+        draw.rectangle([rect.x1, rect.y1, rect.x2 - 1, rect.y2 - 1], fill=BOX_COLOR)
+        for k, row in enumerate(text):
+            draw.text((rect.x1 + pad, rect.y1 + pad + k * step), row, font=font, fill=TEXT_COLOR)
     return np.asarray(canvas)
-
-
-def _draw_cv2(image: np.ndarray, faces: Sequence[Face], size: int) -> np.ndarray:
-    """Fallback without a TrueType font: OpenCV's Hershey font (ASCII only, so " | ")."""
-    import cv2
-
-    out = np.ascontiguousarray(image[:, :, :3]).copy()
-    scale = size / 22
-    for face in faces:
-        b = face.box
-        p1, p2 = (int(b.x1), int(b.y1)), (int(b.x2) - 1, int(b.y2) - 1)
-        cv2.rectangle(out, p1, p2, BOX_COLOR, max(1, size // 8))
-        for x, y in face.landmarks:
-            cv2.circle(out, (int(x), int(y)), 2, BOX_COLOR, -1)
-        text = caption(face, " | ")
-        if text:
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            y = p1[1] - 4 if p1[1] - th - 8 >= 0 else p2[1] + th + 6
-            cv2.rectangle(out, (p1[0], y - th - 4), (p1[0] + tw + 4, y + base), BOX_COLOR, -1)
-            cv2.putText(out, text, (p1[0] + 2, y), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOR, 1,
-                        cv2.LINE_AA)
-    return out
 
 
 class AnnotatedOutput:
@@ -128,19 +105,13 @@ class AnnotatedOutput:
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._names: dict[str, Path] = {}
+        self._stems = SourceNames()
         self._videos: dict[str, object] = {}
         self._first: dict[str, tuple[float, np.ndarray]] = {}  # waiting for a second frame
         self.written: list[Path] = []
 
     def _target(self, source: str, suffix: str) -> Path:
-        if source not in self._names:
-            stem = "stdin" if source == "-" else Path(source.replace(":", "_")).stem
-            path, n = self.folder / f"{stem}{suffix}", 1
-            while path in self._names.values():
-                path, n = self.folder / f"{stem}_{n}{suffix}", n + 1
-            self._names[source] = path
-        return self._names[source]
+        return self.folder / f"{self._stems(source)}{suffix}"
 
     def _open_video(self, source: str, fps: float, first: np.ndarray):
         import cv2

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from mien.data.io import decode_image
+from mien.data.io import convert_color, decode_image, from_pil
 from mien.data.preprocess import Framing, Preprocess
 from mien.errors import MienError
 from mien.inference.align import crop_face
@@ -51,6 +51,7 @@ class Row:
     face_index: int | None = None
     face: Face | None = None
     message: str | None = None
+    detector: str | None = None  # the detector that ran (None: the input was unreadable)
 
 
 @dataclass
@@ -121,21 +122,33 @@ def _joined(parts: Iterable[Mapping[Framing, list[np.ndarray]]]) -> dict[Framing
     return out
 
 
-def _as_image(image_or_path) -> np.ndarray:
-    if isinstance(image_or_path, np.ndarray):
-        if image_or_path.dtype != np.uint8:
-            raise MienError(f"image of dtype {image_or_path.dtype}: pass uint8 RGB pixels")
-        return image_or_path
-    if isinstance(image_or_path, bytes):
-        return decode_image(image_or_path, "rgb", name="<bytes>")
-    path = os.fspath(image_or_path)
-    return decode_image(path, "rgb", name=path)
+def _as_image(image) -> np.ndarray:
+    """uint8 RGB pixels of a picture given as a uint8 array (gray, RGB or RGBA), a PIL image,
+    encoded bytes or a path; MienError for anything else."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise MienError(f"image of dtype {image.dtype}: pass uint8 RGB pixels")
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+            raise MienError(f"image of shape {image.shape}: pass (H, W, 3) RGB or (H, W) gray")
+        return convert_color(image, "rgb")
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(image), "rgb", name="<bytes>")
+    if isinstance(image, (str, os.PathLike)):
+        return decode_image(image, "rgb", name=os.fspath(image))
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return from_pil(image, "rgb")
+    raise MienError(f"image of type {type(image).__name__}: pass a path, encoded bytes, a PIL "
+                    "image or a uint8 RGB array")
 
 
 class Pipeline:
     """detector + {attribute name: classifier}.
 
-    detector: a Detector, a registered name, or None for `default_detector_name()`.
+    detector: a Detector, a registered name, or None for the default (YuNet). A name that cannot
+    run here is replaced as `create_detector` says; `detector.name` is the one that runs.
+    detector_options: `create_detector` options (min_face, score_threshold, max_faces, ...).
     attributes: {name: Classifier}, a list of specs for `load_attributes`, or None for every
     installed bundled attribute ({} detects only).
     smoothing: EMA weight of the newest frame for video tracks (None: raw per-frame answers).
@@ -186,11 +199,7 @@ class Pipeline:
         self.margin = margin
         self.align = align
         self.framings: dict[str, Framing] = {
-            name: Framing(
-                framing_of(c).margin if margin is None else margin,
-                framing_of(c).align if align is None else align,
-            )
-            for name, c in self.attributes.items()
+            name: self._overridden(framing_of(c)) for name, c in self.attributes.items()
         }
         self.smoothing = smoothing
         self.track_iou = track_iou
@@ -204,8 +213,8 @@ class Pipeline:
     # --- single pictures -------------------------------------------------------------------
 
     def analyze(self, image_or_path) -> list[Face]:
-        """Faces in one picture (uint8 RGB array, path or encoded bytes), best score first,
-        each with `attributes` filled."""
+        """Faces in one picture (uint8 RGB array, PIL image, path or encoded bytes), best score
+        first, each with `attributes` filled."""
         return self.analyze_many([image_or_path])[0]
 
     def analyze_many(self, images: Sequence) -> list[list[Face]]:
@@ -278,6 +287,28 @@ class Pipeline:
         """`faces` cut once per distinct framing of the attributes."""
         return {fr: self.crop(image, faces, fr) for fr in dict.fromkeys(self.framings.values())}
 
+    def _overridden(self, framing: Framing) -> Framing:
+        """`framing` with this pipeline's `margin` / `align`, where given."""
+        return Framing(framing.margin if self.margin is None else self.margin,
+                       framing.align if self.align is None else self.align)
+
+    @property
+    def crop_framing(self) -> Framing:
+        """How to cut a face when one crop must do for every attribute (saved crops, a
+        training set): the first attribute's framing, else the default one."""
+        return next(iter(self.framings.values()), self._overridden(Framing()))
+
+    def largest_face(self, image: np.ndarray, framing: Framing | None = None
+                     ) -> tuple[Face, np.ndarray] | None:
+        """The largest face detected in a photo and its crop (`framing`, else `crop_framing`);
+        None without a face. One face per photo is how `mien evaluate --detect` scores whole
+        photos and how `mien data crop` cuts a training set."""
+        faces = self.detect(image)
+        if not faces:
+            return None
+        face = max(faces, key=lambda f: f.box.area)
+        return face, self.crop(image, [face], framing or self.crop_framing)[0]
+
     # --- streams ---------------------------------------------------------------------------
 
     def run(self, inputs: Iterable[str | os.PathLike], **source_options) -> Iterator[Row]:
@@ -325,6 +356,7 @@ class Pipeline:
                 self.stats.decode_s += prefetched.busy_s
 
     def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
+        detector = getattr(self.detector, "name", type(self.detector).__name__)
         crops = _joined(cs for _, _, cs in pending)
         predictions = iter(self._predict(crops, sum(len(f) for _, f, _ in pending)))
         for frame, faces, _ in pending:
@@ -350,8 +382,10 @@ class Pipeline:
                     attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
                              for k, p in attrs.items()}
                 face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
-                rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face))
+                rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face,
+                                detector=detector))
             self.stats.faces += len(faces)
             if not rows:
-                rows = [Row(frame.source, frame.index, frame.timestamp, "no_face")]
+                rows = [Row(frame.source, frame.index, frame.timestamp, "no_face",
+                            detector=detector)]
             yield frame, rows

@@ -4,6 +4,7 @@ file that cannot be read becomes an error frame instead of stopping the batch.""
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import sys
@@ -22,6 +23,8 @@ VIDEO_SUFFIXES = frozenset(
     {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
 STDIN = "-"
+# Containers that estimate their frame count from duration x fps can be one frame off.
+FRAME_COUNT_SLACK = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,43 @@ def iter_frames(
             yield image_frame(source)
 
 
+def expected_frames(
+    inputs: Iterable[str | os.PathLike],
+    *,
+    glob: str | None = None,
+    every: int = 1,
+    fps: float | None = None,
+    max_frames: int | None = None,
+) -> int | None:
+    """About how many frames `iter_frames` yields for the same arguments (a progress bar's
+    total): a video counts by its container's frame count, which some files get slightly
+    wrong. None when a camera or stdin is among the inputs."""
+    total = 0
+    for source in expand_inputs(inputs, glob):
+        if source == STDIN or source.startswith("camera:"):
+            return None
+        total += _kept_frames(source, every, fps, max_frames) if is_video_path(source) else 1
+    return total
+
+
+def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | None) -> int:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if capture.isOpened() else 0
+        native = capture.get(cv2.CAP_PROP_FPS) or 0.0
+    finally:
+        capture.release()
+    if count <= 0:
+        return 1  # an error frame, or a stream that does not say
+    if fps is not None and native > 0:
+        kept = min(count, math.ceil(count * fps / native))
+    else:
+        kept = math.ceil(count / every)
+    return kept if max_frames is None else min(kept, max_frames)
+
+
 def image_frame(path: str) -> Frame:
     try:
         return Frame(path, 0, None, decode_image(path, "rgb", name=path))
@@ -146,6 +186,7 @@ def video_frames(
         return
     try:
         native = capture.get(cv2.CAP_PROP_FPS) or 0.0
+        announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # 0 or less: unknown
         sampler = _Sampler(every, fps, native)
         index = kept = 0
         while max_frames is None or kept < max_frames:
@@ -161,6 +202,17 @@ def video_frames(
                     path, index, timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stream=True
                 )
             index += 1
+        else:  # stopped at max_frames, not at the end of the file
+            return
+        if 0 < index < announced - FRAME_COUNT_SLACK:
+            yield Frame(
+                path,
+                index,
+                None,
+                None,
+                f"{path}: the video ended after {index} of the {announced} frames its container "
+                "announces, so the file is probably truncated; re-download or re-encode it",
+            )
         if index == 0:
             yield Frame(
                 path,

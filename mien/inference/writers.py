@@ -18,7 +18,7 @@ from mien.inference.pipeline import Row
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS = ("jsonl", "csv", "parquet")
 BASE_COLUMNS = (
-    "source", "frame", "timestamp", "status", "message", "face", "track_id",
+    "source", "frame", "timestamp", "status", "message", "detector", "face", "track_id",
     "x1", "y1", "x2", "y2", "score", "landmarks",
 )  # fmt: skip
 
@@ -36,7 +36,7 @@ def row_record(row: Row, labels: Mapping[str, Sequence[str]]) -> dict:
     """A row as a flat dict over `columns(labels)`; missing values are None."""
     record: dict = dict.fromkeys(columns(labels))
     record.update(source=row.source, frame=row.frame, timestamp=row.timestamp, status=row.status,
-                  message=row.message)
+                  message=row.message, detector=row.detector)
     face = row.face
     if face is None:
         return record
@@ -81,7 +81,8 @@ class RowWriter:
     def _schema(self):
         pa = self._pa
         types = {"source": pa.string(), "frame": pa.int64(), "timestamp": pa.float64(),
-                 "status": pa.string(), "message": pa.string(), "face": pa.int64(),
+                 "status": pa.string(), "message": pa.string(), "detector": pa.string(),
+                 "face": pa.int64(),
                  "track_id": pa.int64(), "landmarks": pa.list_(pa.list_(pa.float64()))}
         fields = []
         for c in self.columns:
@@ -139,3 +140,20 @@ def output_path(out_dir: str | os.PathLike, fmt: Format) -> Path:
 
 def stdout_writer(labels: Mapping[str, Sequence[str]], fmt: Format = "jsonl") -> RowWriter:
     return RowWriter(sys.stdout, fmt, labels)
+
+
+class SourceNames:
+    """A file stem per source, unique among the sources of one output folder: `photo`, then
+    `photo_1` for another folder's photo.jpg, `stdin` for "-", `camera_0` for a camera."""
+
+    def __init__(self):
+        self._stems: dict[str, str] = {}
+
+    def __call__(self, source: str) -> str:
+        if source not in self._stems:
+            stem = "stdin" if source == "-" else Path(source.replace(":", "_")).stem
+            name, n = stem, 1
+            while name in self._stems.values():
+                name, n = f"{stem}_{n}", n + 1
+            self._stems[source] = name
+        return self._stems[source]

@@ -76,8 +76,9 @@ def test_non_image_and_missing_files(tmp_path):
         read_image(tmp_path / "missing.png")
     with pytest.raises(ImageReadError, match="is a folder"):
         read_image(tmp_path)
-    with pytest.raises(ImageReadError, match="upload.bin"):
+    with pytest.raises(ImageReadError, match="upload.bin") as info:
         decode_image(b"garbage", name="upload.bin")
+    assert " object at 0x" not in str(info.value)  # no repr of the BytesIO it was read from
 
 
 def test_decode_bytes_and_pixel_limit():

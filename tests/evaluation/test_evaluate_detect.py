@@ -111,3 +111,11 @@ def test_cli_detect_says_which_crop_and_how_many_photos_had_no_face(photos, fake
     assert "detect" not in json.loads(out.read_text())
     alone = runner.invoke(app, ["evaluate", "m", str(photos), "--detector", "haar"])
     assert isinstance(alone.exception, MienError) and "add --detect" in str(alone.exception)
+
+
+def test_cli_detect_runs_the_bundled_yunet_by_default(photos, fake_loader, tmp_path):
+    out = tmp_path / "m.json"
+    result = CliRunner().invoke(app, ["evaluate", "m", str(photos), "--detect", "--json",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["detect"]["detector"] == "yunet"

@@ -226,3 +226,56 @@ def test_stdin_glob_and_a_camera_that_cannot_open(
     (row,) = [json.loads(line) for line in out.splitlines()]
     assert row["source"] == "camera:97" and row["status"] == "error"
     assert "cannot open camera 97" in row["message"]
+
+
+def test_rows_name_the_detector_and_a_replacement_is_announced_once(
+        photos, two_faces, tmp_path, monkeypatch, capsys):
+    code, out, err = run_cli(["analyze", str(two_faces), "--attributes", ""], capsys)
+    assert code == 0 and "warning" not in err, err
+    assert [r["detector"] for r in map(json.loads, out.splitlines())] == ["yunet", "yunet"]
+
+    from mien.detection import files  # YuNet's bundled file gone: Haar runs instead
+
+    monkeypatch.setattr(files, "bundled_model_file", lambda name: tmp_path / "gone.onnx")
+    code, out, err = run_cli(["analyze", str(photos), "--attributes", ""], capsys)
+    assert code == 1  # d_broken.jpg
+    assert err.count("warning: detector 'yunet' is not available") == 1, err
+    assert "running 'haar' instead" in err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert {r["detector"] for r in rows if r["status"] != "error"} == {"haar"}
+    assert [r["detector"] for r in rows if r["status"] == "error"] == [None]
+
+
+def test_threshold_below_the_bound_fails_with_one_line(two_faces, capsys):
+    code, out, err = run_cli(["analyze", str(two_faces), "--threshold", "0", "--min-face", "1"],
+                             capsys)
+    assert code == 2 and out == ""
+    assert err == ("error: score threshold 0.0: use a value in [0.05, 1] (lower ones let noise "
+                   "pass for thousands of faces)\n")
+
+
+@pytest.mark.parametrize("picture", ["genki", "noise"])
+def test_lowest_threshold_with_annotations_finishes_quickly(
+        picture, shared_data, light_model, tmp_path, capsys):
+    """Issue 16: the GENKI photo crashed the batch while drawing; 640x640 noise gave 4,520
+    "faces" and kept a worker busy for 42 s."""
+    import time
+
+    if picture == "genki":
+        path = shared_data / "detection" / "genki_szsl" / "files" / "file0001.jpg"
+    else:
+        path = tmp_path / "noise.jpg"
+        noise = np.random.default_rng(16).integers(0, 256, (640, 640, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(path, quality=95)
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    code, _, err = run_cli(["analyze", str(path), "--threshold", "0.05", "--min-face", "1",
+                            "--attributes", light_model, "--annotate", "--out", str(out)], capsys)
+    assert code == 0, err
+    assert time.perf_counter() - start < 20
+    rows = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    assert 1 <= len(rows) <= 200 and all(r["status"] == "ok" for r in rows)
+    width, height = Image.open(path).size
+    for r in rows:
+        assert 0 <= r["x1"] < r["x2"] <= width and 0 <= r["y1"] < r["y2"] <= height
+    assert (out / "annotated" / f"{path.stem}.jpg").is_file()

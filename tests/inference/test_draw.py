@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mien.inference.draw import caption, draw_faces, positive_label
+from mien.inference.draw import caption_parts, draw_faces
+from mien.inference.labels import SEPARATOR
 from mien.types import Box, Face, Prediction
 
 
@@ -10,15 +11,20 @@ def _face(**attrs) -> Face:
     return Face(Box(20, 30, 80, 100), 0.9, (), attrs)
 
 
-def test_caption_shows_yes_probability_of_yes_no_attributes():
+def caption(face: Face) -> str:
+    return SEPARATOR.join(caption_parts(face))
+
+
+def test_caption_shows_every_attribute_as_its_winning_label_and_probability():
     face = _face(
         expression=Prediction("happy", 0.93, {"happy": 0.93, "sad": 0.07}),
-        smile=Prediction("smile", 0.89, {"no_smile": 0.11, "smile": 0.89}),
+        smile=Prediction("no_smile", 0.62, {"no_smile": 0.62, "smile": 0.38}),
         glasses=Prediction("no_eyeglasses", 0.98, {"no_eyeglasses": 0.98, "eyeglasses": 0.02}),
     )
-    assert caption(face) == "happy 0.93 · smile 0.89 · glasses 0.02"
-    assert positive_label(["no_smile", "smile"]) == "smile"
-    assert positive_label(["cat", "dog"]) is None
+    assert caption(face) == "happy 0.93 · no_smile 0.62 · no_eyeglasses 0.98"
+    tracked = Face(face.box, 0.9, (), {"smile": face.attributes["smile"]}, track_id=3)
+    assert caption_parts(tracked) == ["#3 no_smile 0.62"]
+    assert caption_parts(Face(face.box, 0.9, (), {}, track_id=3)) == ["#3"]
 
 
 def test_caption_says_uncertain_and_keeps_the_probability():

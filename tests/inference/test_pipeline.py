@@ -150,6 +150,13 @@ def test_detection_only_and_mien_analyze(models_env, two_faces):
     assert len(faces) == 2 and set(faces[1].attributes) == {"side"}
 
 
+def test_the_bundled_yunet_is_the_default(two_faces, tmp_path, monkeypatch):
+    monkeypatch.setenv("MIEN_MODELS_DIR", str(tmp_path))  # nothing fetched
+    assert Pipeline(None, {}).detector.name == "yunet"
+    faces = mien.analyze(two_faces, attributes=[])
+    assert len(faces) == 2 and len(faces[0].landmarks) == 5  # YuNet's; Haar gives none
+
+
 def test_attribute_specs(brightness_onnx):
     with pytest.raises(mien.errors.MienError, match="nope"):
         load_attributes(["smile=nope"])

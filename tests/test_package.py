@@ -1,0 +1,52 @@
+"""`import mien` (issue 18, item 8): light, subpackages reachable as attributes, and
+`mien.analyze` reading every kind of picture the README promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import mien
+from mien.errors import MienError
+
+
+def test_import_is_light_and_subpackages_load_on_first_use():
+    code = (
+        "import sys, mien\n"
+        "assert 'mien.inference' not in sys.modules\n"
+        "assert mien.inference.Pipeline.__name__ == 'Pipeline'\n"
+        "assert mien.detection.create_detector and mien.models.create_model\n"
+        "assert not {'torch', 'cv2', 'onnxruntime'} & set(sys.modules), 'heavy import'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        mien.nothing  # noqa: B018
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16"])
+def test_analyze_takes_pil_images_of_any_mode(mode):
+    image = Image.fromarray(np.full((64, 80, 3), 120, np.uint8)).convert(mode)
+    assert mien.analyze(image, detector="haar", attributes={}) == []
+
+
+def test_analyze_of_a_pil_image_equals_analyze_of_its_file(shared_data):
+    path = shared_data / "detection" / "voc_faces" / "2008_001009.jpg"
+    from_file = mien.analyze(path, detector="haar", attributes={})
+    with Image.open(path) as image:
+        from_pil = mien.analyze(image, detector="haar", attributes={})
+    assert len(from_file) == 2 and from_pil == from_file
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    (object(), "image of type object: pass a path, encoded bytes, a PIL image or a uint8"),
+    (np.zeros((8, 8, 3), np.float32), "image of dtype float32: pass uint8 RGB pixels"),
+    (np.zeros((2, 8, 8, 3), np.uint8), r"image of shape \(2, 8, 8, 3\): pass \(H, W, 3\) RGB"),
+])
+def test_analyze_of_anything_else_is_a_one_line_error(image, message):
+    with pytest.raises(MienError, match=message) as info:
+        mien.analyze(image, detector="haar", attributes={})
+    assert "\n" not in str(info.value)
