@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[train,serve,parquet,dev]"
+.venv/bin/python -m pip install --quiet -e ".[train,serve,parquet,video,pandas,dev]"
 [ "${1:-}" = "--install-only" ] && exit 0
 
 DATA="${MIEN_DATA:-../shared/data}"

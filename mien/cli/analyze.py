@@ -60,6 +60,10 @@ def analyze_command(
         "--save-crops", metavar="DIR",
         help="Also save every face crop here as SOURCE_FACE.png (videos: SOURCE_fFRAME_FACE.png), "
              "cut as the first attribute's model reads faces.")] = None,
+    summary: Annotated[bool, typer.Option(
+        help="Videos: write OUT/summary.json (share of time in each label, per video and per "
+             "face track) and OUT/SOURCE_timeline.png (expression probabilities over time).")
+    ] = False,
 ) -> None:
     """Find every face and tell its attributes, one row per face (or per input without one)."""
     import sys
@@ -77,6 +81,8 @@ def analyze_command(
         raise MienError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if annotate and out is None:
         raise MienError("--annotate writes files: add --out DIR")
+    if summary and out is None:
+        raise MienError("--summary writes files: add --out DIR")
     if out is None and fmt == "parquet":
         raise MienError("parquet cannot go to standard output: add --out DIR")
     if smooth is not None and not 0 < smooth <= 1:
@@ -99,7 +105,7 @@ def analyze_command(
     else:
         writer = RowWriter(sys.stdout, fmt, pipeline.labels)  # type: ignore[arg-type]
     live = camera is not None and _window_available()
-    counts = _run(pipeline, sources, writer, out, annotate, live, save_crops,
+    counts = _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
                   dict(glob=glob, every=every, fps=fps, max_frames=max_frames))
     if out is not None:
         print(f"{counts['frames']} frames, {counts['faces']} faces, {counts['no_face']} without "
@@ -113,7 +119,8 @@ def analyze_command(
         raise typer.Exit(1)
 
 
-def _run(pipeline, sources, writer, out, annotate, live, save_crops, source_options) -> dict:
+def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
+         source_options) -> dict:
     import json
     import time
     from dataclasses import asdict
@@ -131,11 +138,11 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, source_opti
     from mien.inference.crops import CropWriter
     from mien.inference.draw import AnnotatedOutput, draw_faces
     from mien.inference.sources import expected_frames
-    from mien.inference.tracking import TrackSummarizer
+    from mien.inference.summary import VideoSummarizer
 
     counts = dict(frames=0, faces=0, no_face=0, errors=0)
     sources_seen: set[str] = set()
-    summarizer = TrackSummarizer()
+    summarizer = VideoSummarizer()
     annotated = AnnotatedOutput(out / "annotated") if annotate else None
     crops = CropWriter(save_crops, pipeline) if save_crops is not None else None
     err = Console(stderr=True)
@@ -156,8 +163,7 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, source_opti
                 counts["errors"] += sum(r.status == "error" for r in rows)
                 for row in rows:
                     writer.write(row)
-                    if row.face is not None:
-                        summarizer.add(row.source, row.frame, row.timestamp, row.face)
+                    summarizer.add(row)
                 if annotated is not None:
                     annotated.add(frame, faces)
                 if crops is not None:
@@ -178,10 +184,28 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, source_opti
                 _close_window()
     if crops is not None:
         counts["crops"] = crops.written
-    tracks = summarizer.summaries()
+    tracks = summarizer.tracks()
     if out is not None and tracks:
         (out / "tracks.json").write_text(json.dumps([asdict(t) for t in tracks], indent=1))
+    if summary:
+        _write_summary(summarizer, out)
     return counts
+
+
+def _write_summary(summarizer, out: Path) -> None:
+    import json
+    import sys
+    from dataclasses import asdict
+
+    from mien.inference.writers import SourceNames
+
+    videos = summarizer.summaries()
+    (out / "summary.json").write_text(json.dumps([asdict(v) for v in videos], indent=1))
+    stems = SourceNames()
+    for video in videos:
+        summarizer.plot_timeline(video.source, out / f"{stems(video.source)}_timeline.png")
+    print(f"{len(videos)} video summaries -> {out / 'summary.json'}"
+          + (", *_timeline.png" if videos else " (no tracked face in a video)"), file=sys.stderr)
 
 
 WINDOW = "mien analyze (q to quit)"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mien.inference.labels import font_size, leader, line_height, padding, place_captions
+from mien.inference.video import VideoWriter
 from mien.inference.writers import SourceNames
 from mien.types import UNCERTAIN, Face, Prediction
 
@@ -100,25 +101,24 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
 
 class AnnotatedOutput:
     """Writes annotated copies under a folder: stills as JPEG, each video or camera stream as
-    one MP4 whose frame rate follows the kept frames' timestamps."""
+    one MP4 (H.264, see `mien.inference.video`) whose frame rate follows the kept frames'
+    timestamps."""
 
     def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._stems = SourceNames()
-        self._videos: dict[str, object] = {}
+        self._videos: dict[str, VideoWriter] = {}
         self._first: dict[str, tuple[float, np.ndarray]] = {}  # waiting for a second frame
         self.written: list[Path] = []
 
     def _target(self, source: str, suffix: str) -> Path:
         return self.folder / f"{self._stems(source)}{suffix}"
 
-    def _open_video(self, source: str, fps: float, first: np.ndarray):
-        import cv2
-
+    def _open_video(self, source: str, fps: float, first: np.ndarray) -> VideoWriter:
         path = self._target(source, ".mp4")
         h, w = first.shape[:2]
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        writer = VideoWriter(path, fps, w, h)
         writer.write(first)
         self._videos[source] = writer
         self.written.append(path)
@@ -129,10 +129,10 @@ class AnnotatedOutput:
             return
         import cv2
 
-        picture = cv2.cvtColor(draw_faces(frame.image, faces), cv2.COLOR_RGB2BGR)
+        picture = draw_faces(frame.image, faces)
         if not frame.stream:
             path = self._target(frame.source, ".jpg")
-            cv2.imwrite(str(path), picture)
+            cv2.imwrite(str(path), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
             self.written.append(path)
             return
         writer = self._videos.get(frame.source)
@@ -150,7 +150,7 @@ class AnnotatedOutput:
             self._open_video(source, 1.0, first)
         self._first.clear()
         for writer in self._videos.values():
-            writer.release()
+            writer.close()
         self._videos.clear()
 
     def __enter__(self):

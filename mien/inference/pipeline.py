@@ -316,6 +316,13 @@ class Pipeline:
         for _, rows in self.run_frames(inputs, **source_options):
             yield from rows
 
+    def dataframe(self, inputs: Iterable[str | os.PathLike], **source_options):
+        """`run`'s rows as a pandas DataFrame with the columns of `mien analyze`'s CSV (needs
+        `pip install 'mien[pandas]'`)."""
+        from mien.inference.writers import to_dataframe
+
+        return to_dataframe(self.run(inputs, **source_options), self.labels)
+
     def run_frames(
         self, inputs: Iterable[str | os.PathLike] | Iterable[Frame], **source_options
     ) -> Iterator[tuple[Frame, list[Row]]]:

@@ -1,5 +1,5 @@
 """Rows out: one flat record per face (or per face-less / unreadable input) as JSON lines,
-CSV or Parquet, with the same columns in every format."""
+CSV, Parquet or a pandas DataFrame, with the same columns in every format."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import io
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from mien.errors import MienError, require
 from mien.inference.pipeline import Row
+from mien.types import Face
 
 Format = Literal["jsonl", "csv", "parquet"]
 FORMATS = ("jsonl", "csv", "parquet")
@@ -51,6 +52,19 @@ def row_record(row: Row, labels: Mapping[str, Sequence[str]]) -> dict:
         for cls, p in pred.probabilities.items():
             record[f"{name}.{cls}"] = round(p, 6)
     return record
+
+
+def to_dataframe(rows: Iterable[Row], labels: Mapping[str, Sequence[str]]):
+    """Rows as a pandas DataFrame over `columns(labels)`, the columns of `mien analyze`'s CSV."""
+    pandas = require("pandas", "pandas")
+    return pandas.DataFrame([row_record(r, labels) for r in rows], columns=columns(labels))
+
+
+def faces_dataframe(faces: Sequence[Face], labels: Mapping[str, Sequence[str]],
+                    source: str = "<image>", detector: str | None = None):
+    """One picture's faces (`Pipeline.analyze`) as `to_dataframe` gives rows, one per face."""
+    return to_dataframe((Row(source, 0, None, "ok", i, face, detector=detector)
+                         for i, face in enumerate(faces)), labels)
 
 
 class RowWriter:

@@ -285,3 +285,76 @@ def test_page_asks_for_the_api_key(tmp_path, shared_data, browser):
         page.wait_for_selector("body[data-state=done]", state="attached", timeout=30_000)
         assert page.get_attribute("#canvas", "data-faces") == "1"
         page.close()
+
+
+@contextlib.contextmanager
+def serving_folder(folder: Path):
+    """A plain static file server on a free loopback port; yields its URL."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0),
+                                functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_annotated_video_plays_in_the_browser(browser, shared_data, tmp_path):
+    """`mien analyze clip --annotate` writes an MP4 that Chromium decodes and plays, boxes
+    drawn (mp4v gave MEDIA_ERR_SRC_NOT_SUPPORTED)."""
+    pytest.importorskip("av")
+    import cv2
+
+    from mien.cli.main import main
+    from mien.data.io import read_image
+
+    image = cv2.cvtColor(read_image(shared_data / "detection" / "voc_faces" / "2008_001009.jpg"),
+                         cv2.COLOR_RGB2BGR)
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0,
+                             (image.shape[1], image.shape[0]))
+    for _ in range(20):
+        writer.write(image)
+    writer.release()
+    with pytest.raises(SystemExit) as exit_code:
+        main(["analyze", str(clip), "--attributes", "", "--detector", "yunet", "--annotate",
+              "--out", str(tmp_path / "out")])
+    assert exit_code.value.code == 0
+    folder = tmp_path / "out" / "annotated"
+    (folder / "index.html").write_text('<video id="v" src="clip.mp4" muted></video>')
+    with serving_folder(folder) as url:
+        page = browser.new_page()
+        page.goto(url + "/index.html")
+        state = page.evaluate("""async () => {
+            const v = document.getElementById('v');
+            try { await v.play(); } catch (e) { return {error: String(e),
+                                                       code: v.error && v.error.code}; }
+            await new Promise(done => v.addEventListener('ended', done, {once: true}));
+            const c = document.createElement('canvas');
+            c.width = v.videoWidth; c.height = v.videoHeight;
+            const ctx = c.getContext('2d');
+            ctx.drawImage(v, 0, 0);
+            const px = ctx.getImageData(0, 0, c.width, c.height).data;
+            let box = 0;
+            for (let i = 0; i < px.length; i += 4)
+                if (Math.abs(px[i] - 40) < 30 && px[i + 1] > 180 && Math.abs(px[i + 2] - 90) < 30)
+                    box++;
+            return {error: null, size: [v.videoWidth, v.videoHeight], duration: v.duration,
+                    played: v.currentTime, box};
+        }""")
+        page.close()
+    assert state["error"] is None, state
+    assert state["size"] == [360, 480]
+    assert state["duration"] == pytest.approx(2.0, abs=0.15)
+    assert state["played"] == pytest.approx(state["duration"], abs=0.15)
+    assert state["box"] > 300  # the green face boxes are in the picture
