@@ -14,7 +14,8 @@ def evaluate_command(
     data: Annotated[Path, typer.Argument(
         help="Class folders, a train/val/test tree or a FER2013 CSV.")],
     split: Annotated[str | None, typer.Option(
-        help="Split to score [default: test, else val, else all].")] = None,
+        help="Split to score [default: test, else val, else all; for a run folder trained "
+             "on DATA, test, else the run's own val].")] = None,
     attribute: Annotated[str | None, typer.Option(
         help="CelebA folder: the attribute to score, e.g. Eyeglasses.")] = None,
     label_map: Annotated[str | None, typer.Option(
@@ -42,34 +43,35 @@ def evaluate_command(
     from rich.console import Console
     from rich.progress import Progress
 
-    from mien.data.datasets import LabelSpec, open_dataset
+    from mien.data.datasets import LabelSpec
     from mien.detection import default_detector_name
     from mien.errors import MienError
     from mien.evaluation.compare import model_facts
-    from mien.evaluation.evaluate import evaluate, select_split
+    from mien.evaluation.evaluate import evaluate
     from mien.evaluation.tables import metrics_table, summary_line
     from mien.models.loading import load_classifier
+    from mien.training.data import split_to_score
 
     if detector is not None and not detect:
         raise MienError(f"--detector {detector}: add --detect (it picks the detector that finds "
                         "faces in whole photos)")
     spec = LabelSpec.parse(label_map=label_map, ignore=ignore)
     classifier = load_classifier(model)
-    split_name, dataset = select_split(open_dataset(data, attribute=attribute), split,
-                                        source=str(data))
+    scored = split_to_score(model, data, split, attribute)
 
     facts = model_facts(model)
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(f"evaluating {split_name}", total=len(dataset))
+        task = bar.add_task(f"evaluating {scored.name}", total=len(scored.dataset))
         result = evaluate(
-            classifier, dataset, spec, tta=tta, batch_size=batch_size, model_name=model,
-            data_name=str(data), split=split_name,
+            classifier, scored.dataset, spec, tta=tta, batch_size=batch_size, model_name=model,
+            data_name=scored.data, split=scored.name,
             progress=lambda done: bar.update(task, completed=done),
             detector=(detector or default_detector_name()) if detect else None,
             check_framing=not detect,
         )
-    result = dataclasses.replace(result, model_facts=facts)
+    result = dataclasses.replace(result, model_facts=facts,
+                                 warnings=scored.warnings + result.warnings)
 
     # markup off: paths and labels may hold [brackets]; piped output is not squeezed to 80 columns
     out = Console(markup=False, width=None if Console().is_terminal else 200)

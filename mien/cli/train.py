@@ -198,6 +198,8 @@ def train(
 
         result = fit(cfg, resume=resume is not None, progress=not quiet)
         run_dir = result.run_dir
+        if result.epochs_run == 0:  # interrupted in epoch 1: no figures to give
+            raise typer.Exit(130)
         typer.echo(f"best val accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}), "
                    f"final {result.final_val_accuracy:.4f}, {result.epochs_run} epochs, "
                    f"{result.train_seconds:.1f}s, stopped: {result.stopped}")

@@ -4,11 +4,13 @@ Markdown, CSV or a bar chart.
 
 A run folder is scored on its validation confusion matrix (best epoch) from `metrics.json`; a
 repeats folder gives mean, sample standard deviation (ddof=1), min and max over its seeds.
+Every row says which images it was scored on: figures on different images do not compare.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -64,6 +66,7 @@ class Entry:
     kind: str  # "evaluation" | "run" | "repeats"
     labels: tuple[str, ...]
     values: Mapping[str, Stat]  # HEADLINE keys, "f1:<label>", parameters, images_per_second, ...
+    scored_on: str = "?"  # the images behind the figures, e.g. "data/smiles [test], 1,200 images"
 
     @property
     def runs(self) -> int:
@@ -108,8 +111,9 @@ def _read_json(path: Path) -> dict:
                            "folder") from exc
 
 
-def _run_values(run: Path) -> tuple[tuple[str, ...], dict[str, float]]:
-    """Figures of one training run folder (validation set, best epoch)."""
+def _run_values(run: Path) -> tuple[tuple[str, ...], dict[str, float], str]:
+    """Figures of one training run folder (validation set, best epoch) and what they were
+    scored on."""
     metrics_file = run / "metrics.json"
     if not metrics_file.is_file():
         raise CompareError(f"{run}: no metrics.json; is it a finished `mien train` run folder?")
@@ -125,7 +129,8 @@ def _run_values(run: Path) -> tuple[tuple[str, ...], dict[str, float]]:
         values["train_seconds"] = float(metrics["train_seconds"])
     if (run / "model.safetensors").is_file():
         values["parameters"] = parameter_count(run / "model.safetensors")
-    return scores.labels, values
+    data = metrics.get("measured", {}).get("data") or "its validation split"
+    return scores.labels, values, f"{data}, {scores.n:,} images"
 
 
 def _evaluation_values(path: Path, record: Mapping) -> tuple[tuple[str, ...], dict[str, float]]:
@@ -140,6 +145,12 @@ def _evaluation_values(path: Path, record: Mapping) -> tuple[tuple[str, ...], di
         if record.get(key) is not None:
             values[key] = float(record[key])
     return tuple(record["labels"]), values
+
+
+def _evaluation_scored_on(record: Mapping) -> str:
+    split = f" [{record['split']}]" if record.get("split") else ""
+    images = f", {record['n']:,} images" if record.get("n") is not None else ""
+    return f"{record.get('data', '?')}{split}{images}"
 
 
 def _stats(runs: Sequence[dict[str, float]]) -> dict[str, Stat]:
@@ -160,21 +171,23 @@ def load_entry(path: str | os.PathLike) -> Entry:
             if not subs:
                 raise CompareError(f"{p}/repeats.json lists no runs")
             per_run = [_run_values(s) for s in subs]
-            return Entry(p.name, str(p), "repeats", per_run[0][0], _stats([v for _, v in per_run]))
-        labels, values = _run_values(p)
-        return Entry(p.name, str(p), "run", labels, _stats([values]))
+            return Entry(p.name, str(p), "repeats", per_run[0][0],
+                         _stats([v for _, v, _ in per_run]), per_run[0][2])
+        labels, values, scored_on = _run_values(p)
+        return Entry(p.name, str(p), "run", labels, _stats([values]), scored_on)
     if not p.is_file():
         raise CompareError(f"{p}: no such file or folder")
-    labels, values = _evaluation_values(p, _read_json(p))
-    return Entry(p.stem, str(p), "evaluation", labels, _stats([values]))
+    record = _read_json(p)
+    labels, values = _evaluation_values(p, record)
+    return Entry(p.stem, str(p), "evaluation", labels, _stats([values]),
+                 _evaluation_scored_on(record))
 
 
 def load_entries(paths: Sequence[str | os.PathLike]) -> list[Entry]:
     entries = [load_entry(p) for p in paths]
     names = [e.name for e in entries]
     if len(set(names)) < len(names):  # same stem twice: fall back to the paths given
-        entries = [Entry(str(p), e.source, e.kind, e.labels, e.values)
-                   for p, e in zip(paths, entries, strict=True)]
+        entries = [dataclasses.replace(e, name=str(p)) for p, e in zip(paths, entries, strict=True)]
     return entries
 
 
@@ -194,13 +207,13 @@ def _cell(stat: Stat | None, key: str, spread: bool) -> str:
 
 
 def table_rows(entries: Sequence[Entry]) -> tuple[list[str], list[list[str]]]:
-    """Header and text rows: headline metrics (mean ± std [min, max] for repeats), per-class
-    F1, parameters, images/s (evaluation throughput) and training time."""
+    """Header and text rows: the images scored, headline metrics (mean ± std [min, max] for
+    repeats), per-class F1, parameters, images/s (evaluation throughput) and training time."""
     labels = _labels(entries)
     keys = [*HEADLINE, *[f"f1:{c}" for c in labels], "parameters", "images_per_second",
             "train_seconds"]
-    header = ["entry", "runs", *[TITLES.get(k, "F1 " + k[3:]) for k in keys]]
-    rows = [[e.name, str(e.runs), *[_cell(e.values.get(k), k, True) for k in keys]]
+    header = ["entry", "runs", "scored on", *[TITLES.get(k, "F1 " + k[3:]) for k in keys]]
+    rows = [[e.name, str(e.runs), e.scored_on, *[_cell(e.values.get(k), k, True) for k in keys]]
             for e in entries]
     return header, rows
 
@@ -208,7 +221,7 @@ def table_rows(entries: Sequence[Entry]) -> tuple[list[str], list[list[str]]]:
 def to_markdown(entries: Sequence[Entry]) -> str:
     header, rows = table_rows(entries)
     lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+             "|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -221,9 +234,10 @@ def to_csv(entries: Sequence[Entry]) -> str:
     cols = [f"{k}{suffix}" for k in keys for suffix in ("", "_std", "_min", "_max")]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["entry", "kind", "source", "runs", *[c.replace(":", "_") for c in cols]])
+    writer.writerow(["entry", "kind", "source", "scored_on", "runs",
+                     *[c.replace(":", "_") for c in cols]])
     for e in entries:
-        row: list[object] = [e.name, e.kind, e.source, e.runs]
+        row: list[object] = [e.name, e.kind, e.source, e.scored_on, e.runs]
         for k in keys:
             s = e.values.get(k)
             row += ["", "", "", ""] if s is None else [s.mean, s.std, s.min, s.max]

@@ -112,15 +112,9 @@ def default_data(spec: str) -> tuple[ImageDataset, str]:
     split (split.json replayed), or a bundled model's card validation data."""
     p = Path(spec)
     if p.is_dir() and (p / "config.yaml").is_file():
-        from mien.training.config import TrainConfig, load_config
-        from mien.training.data import load_splits, read_split_record
+        from mien.training.data import run_splits
 
-        raw = load_config(p / "config.yaml")
-        if raw.get("members"):  # an ensemble folder: its members share their validation images
-            raw = raw["members"][0]
-        cfg = TrainConfig.from_dict(raw, source=str(p))
-        _, val, _ = load_splits(cfg, read_split_record(p))
-        return val, f"validation split of {p}"
+        return run_splits(p)[1], f"validation split of {p}"
     from mien.models.cards import read_card, validation_dataset
     from mien.models.loading import bundled_models
 

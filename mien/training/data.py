@@ -124,3 +124,62 @@ def prepare(cfg: TrainConfig, pre: Preprocess, split_record: dict | None = None)
 def read_split_record(run_dir: str | os.PathLike) -> dict | None:
     p = Path(run_dir) / "split.json"
     return json.loads(p.read_text()) if p.is_file() else None
+
+
+def run_config(run_dir: str | os.PathLike) -> TrainConfig:
+    """The training options of a run folder (an ensemble's: its first member's, whose data and
+    split all members share; a head run's: without its head options)."""
+    from mien.training.config import load_config
+
+    p = Path(run_dir)
+    raw = load_config(p / "config.yaml")
+    if raw.get("members"):
+        raw = raw["members"][0]
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig.from_dict({k: v for k, v in raw.items() if k in known},
+                                 source=str(p / "config.yaml"))
+
+
+def run_splits(run_dir: str | os.PathLike) -> tuple[ImageDataset, ImageDataset]:
+    """The training and validation sets of a run folder, as its config.yaml and split.json
+    made them."""
+    train, val, _ = load_splits(run_config(run_dir), read_split_record(run_dir))
+    return train, val
+
+
+@dataclass(frozen=True)
+class ScoredSplit:
+    """The images `mien evaluate` scores and how to name them."""
+
+    name: str  # train | val | test | all ...
+    dataset: ImageDataset
+    data: str  # what the images are, for the summary line, the JSON and `mien compare`
+    warnings: tuple[str, ...] = ()
+
+
+def split_to_score(model: str | os.PathLike, data: str | os.PathLike,
+                   split: str | None = None, attribute: str | None = None) -> ScoredSplit:
+    """`split` of `data` (default: test, else val, else all). When `model` is a run folder
+    trained on `data`, the run's own `train` and `val` sets (split.json replayed) are among the
+    splits, so the default is the images the run held out, never those it learned from."""
+    from mien.evaluation.evaluate import select_split
+
+    splits = open_dataset(data, attribute=attribute)
+    run = Path(model)
+    own = (run / "config.yaml").is_file()
+    if own:
+        cfg = run_config(run)
+        own = (Path(cfg.data or "").resolve() == Path(data).resolve()
+               and attribute in (None, cfg.attribute))
+    if own:
+        splits = dict(splits)
+        splits["train"], splits["val"] = run_splits(run)
+    name, dataset = select_split(splits, split, source=str(data))
+    if not own:
+        return ScoredSplit(name, dataset, str(data))
+    described = f"{data}, split by {run}" if name in ("train", "val") else str(data)
+    warnings = ()
+    if name in ("train", "all"):
+        warnings = (f"{run} was trained on these images: this is no held-out score; its "
+                    "validation images are --split val",)
+    return ScoredSplit(name, dataset, described, warnings)

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -203,10 +204,16 @@ def _hardware(device: str) -> dict:
     return hw
 
 
+def warn_on_stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = None,
-          progress: bool = True, echo: Callable[[str], None] = print) -> RunResult:
+          progress: bool = True, echo: Callable[[str], None] = print,
+          warn: Callable[[str], None] = warn_on_stderr) -> RunResult:
     """Train `cfg` into its run folder (cfg.out); `resume` continues from last.safetensors.
-    `data` lets repeated runs share one decoded copy of the images."""
+    `data` lets repeated runs share one decoded copy of the images. `warn` gets what makes the
+    model suspect (metrics.json keeps it under `warnings`)."""
     import torch
 
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
@@ -232,7 +239,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     if data.split_record is not None:
         ckpt.write_text(run_dir / "split.json", json.dumps(data.split_record, indent=1))
 
-    run = _Run(cfg, data, model, pre, loss_kind, head_l2, device, run_dir, echo, progress)
+    run = _Run(cfg, data, model, pre, loss_kind, head_l2, device, run_dir, echo, progress, warn)
     if resume:
         run.restore()
     return run.finish(run.fit())
@@ -253,7 +260,8 @@ class _Run:
     """One run's mutable state (model, optimizer, loop counters), one method per phase."""
 
     def __init__(self, cfg: TrainConfig, data: TrainData, model, pre: Preprocess, loss_kind: str,
-                 head_l2: float, device: str, run_dir: Path, echo, progress: bool):
+                 head_l2: float, device: str, run_dir: Path, echo, progress: bool,
+                 warn: Callable[[str], None] = warn_on_stderr):
         import torch
 
         from mien.training.optim import activation_for, class_weights, make_loss, make_optimizer
@@ -264,6 +272,7 @@ class _Run:
         else:
             self.train_pre = dataclasses.replace(pre, blur_sigma=cfg.train_blur_sigma)
         self.device, self.run_dir, self.echo, self.progress = device, run_dir, echo, progress
+        self.warn = warn
         model.to(device)
         if device == "cpu":  # NHWC: ~2x faster depthwise/3x3 convolutions on CPU
             model.to(memory_format=torch.channels_last)
@@ -309,7 +318,7 @@ class _Run:
         self.best_state: dict | None = None
         self.best_pred: np.ndarray | None = None
         self.budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
-        self.t_start = time.perf_counter()
+        self.t_start = time.perf_counter()  # of this invocation: the budget is its own
 
     def restore(self) -> None:
         """Weights, optimizer and loop state of the last saved epoch; the best weights so far.
@@ -484,7 +493,7 @@ class _Run:
     def fit(self) -> str:
         """Epochs until done, early stopping, the time budget or Ctrl-C; returns which."""
         cfg, loop = self.cfg, self.loop
-        self.t_start = time.perf_counter() - loop["train_seconds"]
+        self.t_start, seconds_before = time.perf_counter(), loop["train_seconds"]
         try:
             while loop["epoch"] < cfg.epochs:
                 row = self.train_epoch(loop["epoch"] + 1)
@@ -494,7 +503,7 @@ class _Run:
                 row.update(val_loss=val_loss, val_accuracy=val_acc,
                            val_balanced_accuracy=val_bal)
                 epoch = loop["epoch"] = row["epoch"]
-                loop["train_seconds"] = time.perf_counter() - self.t_start
+                loop["train_seconds"] = seconds_before + time.perf_counter() - self.t_start
                 loop["images_seen"] += row["images"]
                 loop["history"].append(row)
                 score = val_bal if cfg.select == "balanced_accuracy" else val_acc
@@ -517,6 +526,10 @@ class _Run:
                 if cfg.patience and epoch - loop["best_epoch"] >= cfg.patience:
                     return "early_stopping"
         except KeyboardInterrupt:
+            if not loop["history"]:  # a part of epoch 1 is not worth keeping
+                self.echo(f"interrupted before any epoch finished: nothing saved; start again "
+                          f"with `mien train --resume {self.run_dir}`")
+                return "interrupted"
             self.save_last()  # weights as they are; --resume redoes the unfinished epoch
             self.echo(f"interrupted: saved {self.run_dir / ckpt.LAST_FILE}; continue with "
                       f"`mien train --resume {self.run_dir}`")
@@ -542,8 +555,14 @@ class _Run:
                 ckpt.export_onnx(self.model.cpu(), record, self.run_dir / ckpt.ONNX_FILE)
         result = RunResult(self.run_dir, loop["best_acc"], final_acc, loop["best_epoch"],
                            loop["epoch"], stopped, loop["train_seconds"])
+        if not loop["history"]:  # interrupted in epoch 1: no metrics.json, so a new run may
+            return result        # take the folder over (claim_run_dir)
+        warnings = run_warnings(loop["history"], self.train_y, self.best_pred,
+                                self.data.classes, loop["best_epoch"])
+        for warning in warnings:
+            self.warn(warning)
         _write_metrics(self.run_dir, self.cfg, self.data, loop, result, self.best_pred,
-                       self.device, calibration)
+                       self.device, calibration, warnings)
         return result
 
     def calibrate(self):
@@ -571,6 +590,22 @@ class _Run:
         return result
 
 
+def run_warnings(history: list[dict], train_y: np.ndarray, val_pred: np.ndarray | None,
+                 classes: tuple[str, ...], best_epoch: int) -> list[str]:
+    """What makes a run's model suspect though nothing failed: an epoch the time budget cut
+    short, and a chosen model that answers fewer classes on validation than it learned."""
+    out = [f"epoch {h['epoch']} saw {h['images']:,} of {len(train_y):,} training images: the "
+           "time budget (--max-minutes) ran out; give more minutes or fewer --epochs"
+           for h in history if h["images"] < len(train_y)]
+    trained = np.unique(train_y)
+    if val_pred is not None and len(np.unique(val_pred)) < len(trained):
+        answered = ", ".join(classes[i] for i in np.unique(val_pred))
+        out.append(f"the chosen model (epoch {best_epoch}) answers only {answered} on the "
+                   f"{len(val_pred):,} validation images, though trained on {len(trained)} "
+                   "classes: train longer (--epochs, --max-minutes) or check the data")
+    return out
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -579,7 +614,7 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
                    result: RunResult, best_pred: np.ndarray | None, device: str,
-                   calibration=None) -> None:
+                   calibration=None, warnings: list[str] | None = None) -> None:
     from mien.training.plots import plot_confusion, plot_curves
 
     k = len(data.classes)
@@ -595,6 +630,8 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
         "num_train": int(len(data.train_y)), "num_val": int(len(data.val_y)),
         "skipped": list(data.skipped), "hardware": _hardware(device), "history": loop["history"],
     }
+    if warnings:
+        metrics["warnings"] = warnings
     if data.aux_names:
         metrics["aux_attributes"] = list(data.aux_names)
     if calibration is not None:

@@ -1,8 +1,5 @@
 """Fixtures: generated datasets and a stand-in for the model loader."""
 
-import sys
-import types
-
 import pytest
 from eval_fakes import SPEC, BrightnessClassifier, HalfClassifier, make_folder
 
@@ -25,7 +22,7 @@ def fake_loader(monkeypatch):
         made[spec] = clf
         return clf
 
-    module = types.ModuleType("mien.models.loading")
-    module.load_classifier = load_classifier
-    monkeypatch.setitem(sys.modules, "mien.models.loading", module)
+    from mien.models import loading
+
+    monkeypatch.setattr(loading, "load_classifier", load_classifier)
     return made

@@ -70,6 +70,40 @@ def test_evaluate_report_option_for_a_run_folder(folder, fake_loader, tmp_path):
     assert json.loads((tmp_path / "e.json").read_text())["train_seconds"] == 12.5
 
 
+def test_a_run_folder_is_scored_on_the_images_it_held_out(folder, fake_loader, tmp_path):
+    from mien.data.datasets import open_dataset, stratified_split
+
+    _, val, record = stratified_split(open_dataset(folder)["all"], 0.4, seed=3)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"model: fer-a\ndata: {folder}\n")
+    (run / "split.json").write_text(json.dumps(record))  # not what val 0.1, seed 0 would give
+    scores = {}
+    for split in (None, "val", "all"):
+        out = tmp_path / f"{split}.json"
+        args = ["evaluate", str(run), str(folder), "--json", str(out)]
+        result = runner.invoke(app, args + (["--split", split] if split else []))
+        assert result.exit_code == 0, result.output
+        scores[split] = json.loads(out.read_text())
+        trained_on = f"warning: {run} was trained on these images" in result.output
+        assert trained_on == (split == "all")
+    timing = ("seconds", "images_per_second")
+    assert {k: v for k, v in scores[None].items() if k not in timing} == {
+        k: v for k, v in scores["val"].items() if k not in timing}
+    assert scores["val"]["split"] == "val"
+    assert scores["val"]["data"] == f"{folder}, split by {run}"
+    assert scores["val"]["n"] + len(scores["val"]["unreadable"]) == len(val) < 11
+    assert scores["all"]["n"] == 10
+
+    table = tmp_path / "t.md"
+    compared = runner.invoke(app, ["compare", str(tmp_path / "val.json"),
+                                   str(tmp_path / "all.json"), "--markdown", str(table)])
+    assert compared.exit_code == 0, compared.output
+    rows = table.read_text().splitlines()[2:]
+    assert f"| {folder}, split by {run} [val], {scores['val']['n']} images |" in rows[0]
+    assert f"| {folder} [all], 10 images |" in rows[1]
+
+
 def test_evaluate_celeba_attribute(tmp_path, fake_loader):
     from eval_fakes import write_gray
 

@@ -20,8 +20,8 @@ runner = CliRunner()
 
 
 def _eval_json(path, acc, f1_happy, ips):
-    record = {"model": "m", "data": "d", "n": 10, "accuracy": acc, "balanced_accuracy": acc - 0.1,
-              "macro_f1": acc - 0.2, "labels": ["happy", "sad"],
+    record = {"model": "m", "data": "d", "split": "test", "n": 10, "accuracy": acc,
+              "balanced_accuracy": acc - 0.1, "macro_f1": acc - 0.2, "labels": ["happy", "sad"],
               "per_class": {"happy": {"precision": 1.0, "recall": 1.0, "f1": f1_happy,
                                       "support": 5, "predicted": 5},
                             "sad": {"precision": 0.0, "recall": None, "f1": None,
@@ -58,11 +58,14 @@ def test_two_evaluation_jsons(tmp_path):
     assert result.exit_code == 0, result.output
     assert "0.8000" in result.output and "0.7000" in result.output
     md = (out / "t.md").read_text().splitlines()
-    assert md[0].startswith("| entry | runs | accuracy | balanced acc. | macro-F1 | F1 happy")
+    assert md[0].startswith(
+        "| entry | runs | scored on | accuracy | balanced acc. | macro-F1 | F1 happy")
     # F1 of sad is undefined; parameters unknown; images/s; no training time
-    assert md[2] == "| a | 1 | 0.8000 | 0.7000 | 0.6000 | 0.900 | - | - | 500 | - |"
+    assert md[2] == ("| a | 1 | d [test], 10 images | 0.8000 | 0.7000 | 0.6000 | 0.900 | - | - "
+                     "| 500 | - |")
     rows = list(csv.DictReader(io.StringIO((out / "t.csv").read_text())))
     assert [r["entry"] for r in rows] == ["a", "b"]
+    assert rows[0]["scored_on"] == "d [test], 10 images"
     assert float(rows[1]["accuracy"]) == 0.7 and float(rows[1]["images_per_second"]) == 250.0
     assert rows[0]["f1_sad"] == ""
     with Image.open(out / "t.png") as im:
@@ -82,8 +85,9 @@ def test_repeats_folder_mean_std_min_max(repeats, tmp_path):
                                  "--markdown", str(tmp_path / "t.md")])
     assert result.exit_code == 0, result.output
     md = (tmp_path / "t.md").read_text()
-    assert "| fer-a-x3 | 2 | 0.8125 ± 0.0884 [0.7500, 0.8750] |" in md
-    assert "| seed-0 | 1 | 0.8750 | 0.8750 |" in md
+    assert ("| fer-a-x3 | 2 | its validation split, 8 images | 0.8125 ± 0.0884 [0.7500, 0.8750] |"
+            in md)
+    assert "| seed-0 | 1 | its validation split, 8 images | 0.8750 | 0.8750 |" in md
     assert "120 ± 28" in md  # training seconds over the seeds
 
 

@@ -127,7 +127,7 @@ def test_detector_predicts_by_threshold(anomaly_run, anomaly_data):
 
 
 def test_evaluate_report_shows_scores_and_reconstructions(anomaly_run, anomaly_data, tmp_path):
-    run_cli("evaluate", anomaly_run, anomaly_data, "--json", tmp_path / "e.json",
+    run_cli("evaluate", anomaly_run, anomaly_data, "--split", "all", "--json", tmp_path / "e.json",
             "--report", tmp_path / "report")
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["labels"] == ["noise", "smooth"] and ev["n"] == 60

@@ -70,7 +70,8 @@ def test_load_classifier_composes_cnn_and_head(knn_run, stripes):
 
 def test_mien_evaluate_scores_a_head_run(knn_run, stripes, tmp_path):
     out = tmp_path / "eval.json"
-    run_cli("evaluate", knn_run, stripes, "--json", out)
+    # every image, the run's training images too (the default would be its validation split)
+    run_cli("evaluate", knn_run, stripes, "--split", "all", "--json", out)
     ev = json.loads(out.read_text())
     clf = load_classifier(knn_run)
     images = [np.asarray(Image.open(p)) for c in ("horizontal", "vertical")

@@ -254,11 +254,68 @@ def test_time_budget_and_mirror_double(stripes, tmp_path):
     assert (cfg["flip"], cfg["rotate"], cfg["scale_shift"], cfg["blur"]) == (False, 5, 0.05, 0.5)
 
     out = tmp_path / "budget"
-    run_cli("train", stripes, *FAST, "--epochs", "3", "--max-minutes", "1e-6", "--out", out)
+    result = run_cli("train", stripes, *FAST, "--epochs", "3", "--max-minutes", "1e-6",
+                     "--out", out)
     m = json.loads((out / "metrics.json").read_text())
     assert m["stopped"] == "time_budget" and m["epochs_run"] == 1
     assert m["history"][0]["images"] == 8  # one batch, then the budget was spent
     assert (out / "model.onnx").is_file()
+    cut = f"epoch 1 saw 8 of {m['num_train']} training images"
+    assert m["warnings"][0].startswith(cut) and f"warning: {cut}" in result.stderr
+
+
+def test_a_model_answering_fewer_classes_than_it_learned_is_warned():
+    from mien.training.fit import run_warnings
+
+    full = [{"epoch": 1, "images": 4}]
+    train_y = np.array([0, 1, 2, 2])
+    assert run_warnings(full, train_y, np.array([0, 2, 1]), ("a", "b", "c"), 1) == []
+    (warning,) = run_warnings(full, train_y, np.array([2, 2, 0]), ("a", "b", "c"), 1)
+    assert "answers only a, c on the 3 validation images, though trained on 3" in warning
+
+
+def test_the_time_budget_of_a_resumed_run_counts_only_its_own_time(stripes, tmp_path,
+                                                                  monkeypatch):
+    from mien.training import checkpoint as ckpt
+
+    out = tmp_path / "run"
+    run_cli("train", stripes, *FAST, "--epochs", "1", "--out", out)
+    load = ckpt.load_train_state
+
+    def after_an_hour(*args):  # as if the first invocation had trained for an hour
+        state = load(*args)
+        state.loop["train_seconds"] = 3600.0
+        return state
+
+    monkeypatch.setattr(ckpt, "load_train_state", after_an_hour)
+    run_cli("train", "--resume", out, "--epochs", "2", "--max-minutes", "1", "--quiet")
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["stopped"] == "completed" and "warnings" not in m
+    assert m["history"][1]["images"] == m["num_train"] and m["train_seconds"] > 3600
+
+
+def test_ctrl_c_in_epoch_1_says_nothing_was_saved(stripes, tmp_path, monkeypatch):
+    from mien.training import optim
+
+    original = optim.lr_factor
+
+    def interrupt_in_first_epoch(step, *rest):
+        if step == 1:
+            raise KeyboardInterrupt
+        return original(step, *rest)
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(optim, "lr_factor", interrupt_in_first_epoch)
+    result = run_cli("train", stripes, *FAST, "--epochs", "1", "--out", out, ok=False)
+    assert result.exit_code == 130
+    assert "interrupted before any epoch finished: nothing saved" in result.output
+    assert f"--resume {out}" in result.output and "best val accuracy" not in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "split.json"]
+
+    monkeypatch.setattr(optim, "lr_factor", original)
+    resumed = run_cli("train", "--resume", out, "--quiet")
+    assert "starting it from epoch 1" in resumed.output
+    assert json.loads((out / "metrics.json").read_text())["stopped"] == "completed"
 
 
 def test_bundled_models_are_verified_by_their_card(base_run, tmp_path, monkeypatch):
