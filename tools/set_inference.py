@@ -59,6 +59,10 @@ def main() -> None:
         margin = old.margin if args.framing_margin is None else args.framing_margin
         align = old.align if args.framing_align is None else args.framing_align
         record["framing"] = Framing(margin, align).to_dict()
+    if args.blur_sigma is not None or args.tta is not None:
+        # the old temperature was fitted to other outputs: drop it (refit with mien calibrate)
+        for key in ("temperature", "calibration"):
+            record.pop(key, None)
     ckpt.save_weights(args.out / "model.safetensors", state, record)
     model = ckpt.build_model(record, state, path=src).eval()
     ckpt.export_onnx(model, record, args.out / "model.onnx")
@@ -67,6 +71,9 @@ def main() -> None:
               f"framing {record.get('framing', 'default')}")
     m = measure_derived_run(args.run, args.out, change)
     _config_follows(args.out / "config.yaml", record)
+    if "temperature" not in record:
+        print(f"note: {args.out} is uncalibrated; fit its temperature with `mien calibrate "
+              f"{args.out} --out {args.out / 'model.onnx'}`")
     print(f"{args.out}: {change}; validation accuracy {m.accuracy:.4f} (balanced "
           f"{m.balanced_accuracy:.4f}, measured again)")
 

@@ -413,6 +413,9 @@ def test_set_inference_tool_changes_blur_and_tta_of_a_finished_run(base_run, tmp
     for file in ("model.onnx", "model.safetensors"):
         clf = load_classifier(out / file)
         assert clf.tta == "flip" and clf.preprocess.blur_sigma == 1.5
+        # the base run's temperature was fitted to other outputs: not carried over
+        assert clf.temperature == 1.0 and "calibration" not in clf.record
+    assert load_classifier(base_run / "model.safetensors").temperature != 1.0
     original = load_classifier(base_run / "model.safetensors")
     assert original.tta == "none" and original.preprocess.blur_sigma == 0.0
     bad = subprocess.run([sys.executable, str(tool), str(base_run), str(tmp_path / "x")],
