@@ -2,6 +2,13 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests (tests/*/test_fuzz_*.py) draw the same examples on every run, so a CI failure
+# replays locally; no example database is written into the checkout.
+settings.register_profile("mien", derandomize=True, database=None, deadline=None,
+                          print_blob=True)
+settings.load_profile("mien")
 
 ROOT = Path(__file__).resolve().parents[1]
 

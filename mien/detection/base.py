@@ -199,7 +199,9 @@ def to_faces(
     idx = idx[nms(clipped[idx], scores[idx], options.nms_iou, options.max_faces)]
     faces = []
     for i in idx:
-        points = () if landmarks is None else tuple((float(x), float(y)) for x, y in landmarks[i])
+        # A landmark set with a NaN or inf point is dropped whole: crops fall back to the box.
+        points = () if landmarks is None or not np.isfinite(landmarks[i]).all() else tuple(
+            (float(x), float(y)) for x, y in landmarks[i])
         faces.append(Face(box=Box(*(float(v) for v in clipped[i])), score=float(scores[i]),
                           landmarks=points))
     return faces

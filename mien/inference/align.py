@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mien.errors import MienError
 from mien.types import Face
 
 DEFAULT_MARGIN = 0.2  # of the box side on each crop; keeps the chin and brows of tight boxes
@@ -16,11 +17,12 @@ MAX_CROP = 256  # pixels; every bundled classifier reads 112 px or less
 
 
 def eye_angle(face: Face) -> float:
-    """Radians from the image-left eye to the image-right eye; 0 without landmarks."""
+    """Radians from the image-left eye to the image-right eye; 0 without (finite) landmarks."""
     if len(face.landmarks) < 2:
         return 0.0
     (x1, y1), (x2, y2) = face.landmarks[0], face.landmarks[1]
-    return math.atan2(y2 - y1, x2 - x1)
+    angle = math.atan2(y2 - y1, x2 - x1)
+    return angle if math.isfinite(angle) else 0.0
 
 
 def crop_transform(
@@ -31,6 +33,9 @@ def crop_transform(
     The crop is centred on the box, its side is the box's longer side times (1 + margin), and
     when aligning it is turned by the eye angle so the eyes come out level."""
     b = face.box
+    if not all(map(math.isfinite, (b.x1, b.y1, b.x2, b.y2))):
+        raise MienError(f"face box ({b.x1}, {b.y1}, {b.x2}, {b.y2}) is not finite; "
+                        "drop the face or give pixel coordinates")
     side = max(b.width, b.height) * (1.0 + margin)
     out = size or int(min(MAX_CROP, max(1, round(side))))
     scale = out / max(side, 1e-6)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -14,7 +15,7 @@ import numpy as np
 from mien.inference.labels import font_size, leader, line_height, padding, place_captions
 from mien.inference.video import VideoWriter
 from mien.inference.writers import SourceNames
-from mien.types import UNCERTAIN, Face, Prediction
+from mien.types import UNCERTAIN, Box, Face, Prediction
 
 BOX_COLOR = (40, 220, 90)  # RGB
 TEXT_COLOR = (255, 255, 255)
@@ -62,11 +63,17 @@ def _font(size: int):
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
 
-def _corners(box) -> tuple[float, float, float, float]:
+def _finite(box: Box) -> bool:
+    return all(map(math.isfinite, (box.x1, box.y1, box.x2, box.y2)))
+
+
+def _corners(box: Box, w: int, h: int, thick: int) -> tuple[float, float, float, float]:
     """The box's first and last pixel, in order even for a box thinner than a pixel or inverted
-    (a detector other than mien's may give one): drawing never fails on it."""
-    x1, x2 = sorted((box.x1, box.x2))
-    y1, y2 = sorted((box.y1, box.y2))
+    (a detector other than mien's may give one): drawing never fails on it. Edges far outside
+    the picture are pulled in to just beyond it, where they stay unseen: Pillow walks every row
+    of a rectangle, so a box 1e12 pixels tall would hang it."""
+    x1, x2 = (min(max(v, -thick - 1.0), w + thick) for v in sorted((box.x1, box.x2)))
+    y1, y2 = (min(max(v, -thick - 1.0), h + thick) for v in sorted((box.y1, box.y2)))
     return x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)
 
 
@@ -79,10 +86,12 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
     canvas = Image.fromarray(np.ascontiguousarray(image[:, :, :3]))
     draw = ImageDraw.Draw(canvas)
     thick = max(1, font_size(w, h) // 8)
+    faces = [f for f in faces if _finite(f.box)]  # a NaN box has no place to draw
     for face in faces:
-        draw.rectangle(_corners(face.box), outline=BOX_COLOR, width=thick)
+        draw.rectangle(_corners(face.box, w, h, thick), outline=BOX_COLOR, width=thick)
         for x, y in face.landmarks:
-            draw.ellipse([x - thick, y - thick, x + thick, y + thick], fill=BOX_COLOR)
+            if -thick <= x <= w + thick and -thick <= y <= h + thick:  # also False for NaN
+                draw.ellipse([x - thick, y - thick, x + thick, y + thick], fill=BOX_COLOR)
     captioned = [(face, parts) for face in faces if (parts := caption_parts(face))]
     if not captioned:
         return np.asarray(canvas)
