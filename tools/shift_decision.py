@@ -35,14 +35,10 @@ def main() -> None:
     state, record = ckpt.load_weights(args.run / "model.safetensors")
     k = list(record["labels"]).index(args.label)
     if args.scan:
-        import yaml
-
         from mien.models.loading import load_classifier
-        from mien.training.config import TrainConfig
-        from mien.training.data import load_splits, read_split_record
+        from mien.training.data import run_splits
 
-        cfg = TrainConfig.from_dict(yaml.safe_load((args.run / "config.yaml").read_text()))
-        _, val, _ = load_splits(cfg, read_split_record(args.run))
+        _, val = run_splits(args.run)
         clf = load_classifier(args.run / "model.onnx")
         p = clf.predict_proba([val.load(i, clf.preprocess.color) for i in range(len(val))])
         logit = np.log(p + 1e-12)
