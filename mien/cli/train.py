@@ -52,6 +52,13 @@ def train(
     aux_attributes: Annotated[str | None, Opt(
         help="CelebA data: also learn these attributes (all | Male,Wearing_Hat,...).")] = None,
     aux_weight: Annotated[float | None, Opt(help="Weight of that auxiliary loss (0.5).")] = None,
+    teacher: Annotated[str | None, Opt(
+        help="Distil these trained models into this one: run folders, model files or bundled "
+             "names, comma-separated (averaged).")] = None,
+    distill_weight: Annotated[float | None, Opt(
+        help="With --teacher: the teacher's share of the loss, 0-1 (default 0.5).")] = None,
+    distill_temperature: Annotated[float | None, Opt(
+        help="With --teacher: temperature softening both probabilities (default 2).")] = None,
     augment: Annotated[bool | None, Opt(
         "--augment/--no-augment", help="All augmentation on/off (default on).")] = None,
     flip: Annotated[bool | None, Opt("--flip/--no-flip", help="Random left-right flips.")] = None,

@@ -91,6 +91,12 @@ class TrainConfig:
     # hats, age, skin and gender keeps them from passing for the attribute trained.
     aux_attributes: str | None = None
     aux_weight: float = 0.5  # the auxiliary loss (mean BCE over its attributes) is scaled by this
+    # Knowledge distillation (mien.training.distill): also learn the class probabilities of
+    # these trained models ("run,model.onnx,expression": averaged), computed once per training
+    # image; the loss is (1 - distill_weight) * labels + distill_weight * teacher.
+    teacher: str | None = None
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0  # softens both sides' probabilities before comparing
 
     # --- augmentation (training only, before preprocessing) ---
     augment: bool = True  # master switch for the toggles below
@@ -252,6 +258,12 @@ def _check(c: TrainConfig) -> None:
     if c.aux_attributes and not c.attribute:
         raise bad("aux_attributes", c.aux_attributes, "needs CelebA data and `attribute` (the "
                   "attribute trained); drop it for other data")
+    if not 0.0 <= c.distill_weight <= 1.0:
+        raise bad("distill_weight", c.distill_weight, "choose a value in [0, 1]")
+    if not c.distill_temperature > 0:
+        raise bad("distill_temperature", c.distill_temperature, "must be positive")
+    if c.teacher is not None and c.loss not in (None, "cross_entropy"):
+        raise bad("teacher", c.teacher, "distillation needs the cross_entropy loss")
     if c.freeze and not c.transfer_from:
         raise ConfigError("--freeze needs --from RUN_OR_MODEL: there is no trained backbone "
                           "to keep")

@@ -286,9 +286,14 @@ class _Run:
             if self.train_aux is not None:  # a mirror keeps every attribute
                 self.train_aux = np.concatenate([self.train_aux, self.train_aux])
         self.pipeline = build_augmentation(cfg, pre.input_size)
-        self.loss_fn = make_loss(loss_kind, label_smoothing=cfg.label_smoothing,
-                                 weights=class_weights(self.train_y, len(data.classes),
-                                                       cfg.class_weights))
+        weights = class_weights(self.train_y, len(data.classes), cfg.class_weights)
+        self.loss_fn = make_loss(loss_kind, label_smoothing=cfg.label_smoothing, weights=weights)
+        self.teacher_p = None
+        if cfg.teacher:  # offline distillation: the teacher's view of each training image
+            from mien.training.distill import teacher_probabilities
+
+            self.teacher_p = teacher_probabilities(cfg.teacher, self.train_x, data.classes, echo)
+            self.class_w = None if weights is None else torch.as_tensor(weights)
         # Keras-style kernel_regularizer: L2 on the output layer's weights only (model_info).
         self.head_l2, self.head_weights = head_l2, [model.classifier.weight]
         self.optimizer = make_optimizer(cfg, model, transfer=bool(cfg.transfer_from))
@@ -370,7 +375,7 @@ class _Run:
         return torch.from_numpy(pre.normalize(batch) if pre.is_resize_only else pre(batch))
 
     def _batches(self, epoch: int):
-        """(x, y) training batches, augmented on threads a few batches ahead of the model."""
+        """(x, y, aux targets, teacher probabilities) training batches, augmented on threads a few batches ahead of the model."""
         import torch
 
         cfg, n = self.cfg, self.steps_per_epoch
@@ -383,7 +388,8 @@ class _Run:
             rng = np.random.default_rng([cfg.seed, epoch, i])
             x = self._input(augment_batch(self.train_x[idx], self.pipeline, rng), self.train_pre)
             aux = None if self.aux_head is None else torch.from_numpy(self.train_aux[idx])
-            return x, torch.from_numpy(self.train_y[idx]), aux
+            soft = None if self.teacher_p is None else torch.from_numpy(self.teacher_p[idx])
+            return x, torch.from_numpy(self.train_y[idx]), aux, soft
 
         with ThreadPoolExecutor(max_workers=self.prep_threads) as pool:
             ahead = [pool.submit(make, i) for i in range(min(self.prep_threads + 1, n))]
@@ -439,7 +445,7 @@ class _Run:
         seen, t0 = 0, time.perf_counter()
         bar = _progress(self.steps_per_epoch, f"epoch {epoch}/{cfg.epochs}", self.progress)
         try:
-            for step, (x, y, aux) in enumerate(self._batches(epoch)):
+            for step, (x, y, aux, soft) in enumerate(self._batches(epoch)):
                 global_step = (epoch - 1) * self.steps_per_epoch + step
                 spent = (time.perf_counter() - self.t_start) / self.budget if self.budget else None
                 factor = lr_factor(global_step, self.steps_per_epoch, cfg, spent)
@@ -449,11 +455,19 @@ class _Run:
                 with self._autocast():
                     if aux is None:
                         logits = model(x)
-                        loss = self.loss_fn(logits, y)
                     else:
                         emb = model.forward_head(model.forward_features(x), pre_logits=True)
                         logits = model.classifier(emb)
-                        loss = self.loss_fn(logits, y) + self.cfg.aux_weight * self.aux_loss(
+                    loss = self.loss_fn(logits, y)
+                    if soft is not None:
+                        from mien.training.distill import distill_loss
+
+                        w = cfg.distill_weight
+                        loss = (1 - w) * loss + w * distill_loss(
+                            logits, soft.to(self.device), y, temperature=cfg.distill_temperature,
+                            class_weights=self.class_w)
+                    if aux is not None:
+                        loss = loss + cfg.aux_weight * self.aux_loss(
                             self.aux_head(emb.flatten(1)).float(), aux.to(self.device))
                     if self.head_l2:
                         loss = loss + self.head_l2 * sum((w.float() ** 2).sum()
