@@ -41,11 +41,12 @@ def photo_set(task: str, name: str, data: Path):
     from mien.models.cards import read_card, validation_dataset
 
     if name == "GENKI labelled":
-        from genki_glasses import POSITIVE, read_labels  # benchmarks/ is sys.path[0]
+        from _genki import ATTRIBUTES, read_labels  # benchmarks/ is sys.path[0]
 
-        labels = read_labels()
+        labels = read_labels("eyeglasses", "choose")  # the part kept for choosing
+        positive = ATTRIBUTES["eyeglasses"][0]
         files = sorted(labels)
-        return ImageDataset(("no_" + POSITIVE, POSITIVE),
+        return ImageDataset(("no_" + positive, positive),
                             [str(data / "detection/genki_szsl/files" / f) for f in files],
                             np.array([labels[f] for f in files]), name=name)
     card = read_card(task)

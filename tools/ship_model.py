@@ -163,11 +163,15 @@ def real_photos_note(name: str) -> str | None:
 
 
 def labelled_photos(name: str, onnx_path: Path) -> dict | None:
-    """benchmarks/genki_glasses.py's figures for this very file (matched by its SHA-256)."""
+    """benchmarks/genki_glasses.py's (or genki_smile.py's) figures for this very file (matched by
+    its SHA-256)."""
     from mien.models.loading import sha256_of
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "genki_glasses.json"
-    if name != "glasses" or not path.is_file():
+    results = {"glasses": "genki_glasses.json", "smile": "genki_smile.json"}
+    if name not in results:
+        return None
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / results[name]
+    if not path.is_file():
         return None
     result = json.loads(path.read_text())
     digest = sha256_of(onnx_path)
@@ -176,8 +180,10 @@ def labelled_photos(name: str, onnx_path: Path) -> dict | None:
         return None
     keep = ("n", "positives", "accuracy", "balanced_accuracy", "recall", "false_alarm_rate",
             "false_alarms", "misses")
-    return {"data": "GENKI-SZSL photos labelled by eye (benchmarks/labels/genki_eyeglasses.csv)",
-            "detector": result["detector"], "command": result["command"],
+    labels = result.get("labels_file", "benchmarks/labels/genki_eyeglasses.csv")
+    part = result.get("part", "choose")  # results written before parts: file0001-file0400
+    return {"data": f"GENKI-SZSL photos labelled by eye ({labels}, part {part})",
+            "part": part, "detector": result["detector"], "command": result["command"],
             **{k: row[k] for k in keep}}
 
 

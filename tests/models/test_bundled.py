@@ -150,26 +150,28 @@ def test_cards_show_the_calibration_of_their_own_file(installed):
                     "expected calibration error 0.0321 before, 0.0076 after")
 
 
-def test_glasses_labelled_photo_figures_are_reproduced(shared_data, shared_models, installed,
-                                                       monkeypatch):
-    """The card's GENKI figures, re-measured through benchmarks/genki_glasses.py's own code."""
+@pytest.mark.parametrize("name", ["glasses", "smile"])
+def test_labelled_photo_figures_are_reproduced(name, shared_data, installed):
+    """The card's GENKI figures, re-measured through the benchmark's own code
+    (benchmarks/_genki.py: genki_glasses.py, genki_smile.py)."""
     import importlib.util
     from pathlib import Path
 
-    card = installed["glasses"].card
+    card = installed[name].card
     claimed = card["labelled_photos"]
-    monkeypatch.setenv("MIEN_MODELS_DIR", str(shared_models))
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "genki_glasses.py"
-    spec = importlib.util.spec_from_file_location("genki_glasses", path)
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "_genki.py"
+    spec = importlib.util.spec_from_file_location("_genki", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    labels = bench.read_labels()
+    attribute = next(a for a, (_, model) in bench.ATTRIBUTES.items() if model == name)
+    labels = bench.read_labels(attribute, claimed["part"])
     files, faces, pipeline = bench.detected_faces(shared_data / "detection/genki_szsl", labels,
                                                   claimed["detector"])
     found = [i for i, f in enumerate(faces) if f is not None]
-    clf = load_classifier("glasses")
+    clf = load_classifier(name)
     crops = bench.crops_for(pipeline, [faces[i] for i in found], framing_of(clf))
-    p = clf.predict_proba(crops)[:, list(clf.labels).index("eyeglasses")]
+    positive = bench.ATTRIBUTES[attribute][0]
+    p = clf.predict_proba(crops)[:, list(clf.labels).index(positive)]
     got = bench.score(np.array([labels[files[i]] for i in found]), p)
     assert pipeline.detector.name == claimed["detector"]
     assert {k: got[k] for k in ("n", "positives", "false_alarms", "misses")} == {
