@@ -50,3 +50,31 @@ def test_analyze_of_anything_else_is_a_one_line_error(image, message):
     with pytest.raises(MienError, match=message) as info:
         mien.analyze(image, detector="haar", attributes={})
     assert "\n" not in str(info.value)
+
+
+def test_ci_turns_skips_into_failures(tmp_path):
+    """With CI=true a skipped test (an optional dependency missing) fails the run."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).parent / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "test_one.py").write_text(
+        "import pytest\n\n"
+        "def test_needs_a_missing_package():\n"
+        "    pytest.importorskip('no_such_package_anywhere')\n\n"
+        "@pytest.mark.xfail(reason='known')\n"
+        "def test_known_failure():\n"
+        "    assert False\n")
+
+    def run(ci: str):
+        env = {**os.environ, "CI": ci}
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               str(tmp_path)], capture_output=True, text=True, env=env,
+                              cwd=tmp_path)
+
+    local = run("")
+    assert local.returncode == 0 and "1 skipped, 1 xfailed" in local.stdout
+    ci = run("true")
+    assert ci.returncode == 1 and "1 failed, 1 xfailed" in ci.stdout
+    assert "CI=true, yet skipped" in ci.stdout and "no_such_package_anywhere" in ci.stdout
