@@ -48,8 +48,8 @@ def analyze_command(
     smooth: Annotated[float | None, typer.Option(
         help="Video: EMA weight of the newest frame per tracked face, in (0, 1].")] = None,
     landmarks: Annotated[str, typer.Option(
-        help="Landmarks that align the crops: detector, or mtcnn (follows head tilt; needs "
-             "MTCNN's weights).")] = "detector",
+        help="Landmarks that align the crops: detector, or mtcnn (MTCNN's O-Net on the "
+             "detector's boxes: follows head tilt).")] = "detector",
     batch_size: Annotated[int, typer.Option(min=1, help="Faces per classifier call.")] = 64,
     max_frames: Annotated[int | None, typer.Option(
         help="Stop each video or camera after this many kept frames.")] = None,

@@ -23,7 +23,7 @@ MODELS_DIR_ENV = "MIEN_MODELS_DIR"
 class ModelFile:
     name: str
     filename: str
-    url: str
+    url: str | None  # None: mien makes the file (tools/), so there is nothing to fetch
     sha256: str
     licence: str
     aliases: tuple[str, ...] = ()  # the same bytes published under other names
@@ -43,6 +43,17 @@ MODEL_FILES: dict[str, ModelFile] = {
         aliases=("yunet_s_640_640.onnx",),
         bundled="yunet_s_640_640.onnx",  # next to its licence notice, yunet_s_640_640.NOTICE.md
     ),
+    # MTCNN's nets converted from facenet-pytorch 2.6.0's MIT weights by tools/export_mtcnn.py
+    # (licence: mien/models/weights/mtcnn.NOTICE.md)
+    **{f"mtcnn-{net}": ModelFile(
+        name=f"mtcnn-{net}", filename=f"mtcnn_{net}.onnx", url=None, sha256=sha,
+        licence="MIT (timesler/facenet-pytorch; kpzhang93/MTCNN_face_detection_alignment)",
+        bundled=f"mtcnn_{net}.onnx",
+    ) for net, sha in (
+        ("pnet", "023f85ce85234e26d0dad10752c371c464e60abc99379f7670eb901a8191c81a"),
+        ("rnet", "d8a9ec8a6aeb1eeca2e3a891567c0cf69dac820d02083472eab68e73e3ed4c23"),
+        ("onet", "4b8455544145f3ea44d2b3c1b9b48f7886d48a31a4141ce492907e5e5a772162"),
+    )},
 }
 
 
@@ -141,10 +152,13 @@ def fetch_model_file(
     import urllib.request
 
     spec = model_file(name)
+    source = url or spec.url
+    if source is None:
+        raise MienError(f"{name}: ships inside mien, made by mien's own tools; nothing to fetch "
+                        "(reinstall mien if it is missing)")
     folder = Path(directory) if directory is not None else models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.filename
-    source = url or spec.url
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.filename}.", suffix=".part", dir=folder)
     tmp = Path(tmp_name)

@@ -1,9 +1,9 @@
 """MTCNN (Zhang et al. 2016): three tiny cascaded nets, box + 5 landmarks that follow head roll.
 
-The nets are plain torch modules here; their weights are the MIT-licensed state dicts shipped in
-the facenet-pytorch 2.6.0 wheel (`pip install --no-deps facenet-pytorch==2.6.0`: its metadata
-pins an old torch; the `mtcnn` extra brings torch), read with `torch.load(weights_only=True)`.
-facenet-pytorch's own Python is never imported.
+The nets ship inside mien as ONNX files (mien/models/weights/mtcnn_{p,r,o}net.onnx, 2 MB in all),
+converted once by tools/export_mtcnn.py from the MIT-licensed weights of facenet-pytorch 2.6.0
+(licence: mtcnn.NOTICE.md beside them), checked against their SHA-256 on load and run on ONNX
+Runtime: `--detector mtcnn` and `--landmarks mtcnn` need neither torch nor facenet-pytorch.
 
 Speed: candidate bookkeeping is vectorised numpy, NMS runs in OpenCV, and R-Net / O-Net see all
 candidates of a photo in one batch each. (Packing the pyramid into one canvas for a single P-Net
@@ -11,8 +11,7 @@ call was tried and was slower: P-Net's cost is its pixels, not its calls.)"""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 
@@ -23,107 +22,44 @@ from mien.detection.base import (
     register_detector,
     to_faces,
 )
+from mien.detection.files import find_model_file, verified_model_file
 from mien.errors import MissingDependencyError, ModelFileError
 from mien.types import Face
 
-INSTALL = "run `pip install 'mien[mtcnn]' && pip install --no-deps facenet-pytorch==2.6.0`"
+INSTALL = "reinstall mien: its bundled MTCNN files (mtcnn_*.onnx) are missing"
 STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
 PYRAMID_FACTOR = 0.709  # the paper's scale step: each level has half the pixels of the last
 CELL, STRIDE = 12, 2  # P-Net sees 12x12 windows every 2 pixels
-
-
-def _weights_dir() -> Path | None:
-    # find_spec locates the installed package without running its __init__ (which imports
-    # torchvision and sets global warning filters).
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "data"
+NET_NAMES = ("pnet", "rnet", "onet")
+# A net as the detector calls it: float32 NCHW in, its outputs as numpy arrays out.
+Net = Callable[[np.ndarray], list[np.ndarray]]
 
 
 def _available() -> bool:
-    folder = _weights_dir()
-    if folder is None or importlib.util.find_spec("torch") is None:
-        return False
-    return all((folder / f"{n}net.pt").is_file() for n in "pro")
+    return all(find_model_file(f"mtcnn-{n}") is not None for n in NET_NAMES)
 
 
-def _build_nets():
-    import torch
-    from torch import nn
+def _onnx_net(name: str) -> Net:
+    import onnxruntime as ort
 
-    class PNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-            self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-            self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
-            self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
-            self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
-
-        def forward(self, x):
-            x = self.pool1(self.prelu1(self.conv1(x)))
-            x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-            return torch.softmax(self.conv4_1(x), dim=1)[:, 1], self.conv4_2(x)
-
-    class RNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-            self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
-            self.dense5_1, self.dense5_2 = nn.Linear(128, 2), nn.Linear(128, 4)
-
-        def forward(self, x):
-            x = self.pool1(self.prelu1(self.conv1(x)))
-            x = self.pool2(self.prelu2(self.conv2(x)))
-            x = self.prelu3(self.conv3(x))
-            # The weights come from Caffe models trained on transposed (MATLAB) images.
-            x = self.prelu4(self.dense4(x.permute(0, 3, 2, 1).flatten(1)))
-            return torch.softmax(self.dense5_1(x), dim=1)[:, 1], self.dense5_2(x)
-
-    class ONet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-            self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-            self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-            self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-            self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-            self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-            self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
-            self.dense6_1 = nn.Linear(256, 2)
-            self.dense6_2, self.dense6_3 = nn.Linear(256, 4), nn.Linear(256, 10)
-
-        def forward(self, x):
-            x = self.pool1(self.prelu1(self.conv1(x)))
-            x = self.pool2(self.prelu2(self.conv2(x)))
-            x = self.pool3(self.prelu3(self.conv3(x)))
-            x = self.prelu4(self.conv4(x))
-            x = self.prelu5(self.dense5(x.permute(0, 3, 2, 1).flatten(1)))
-            return torch.softmax(self.dense6_1(x), dim=1)[:, 1], self.dense6_2(x), self.dense6_3(x)
-
-    return PNet(), RNet(), ONet()
+    path = verified_model_file(f"mtcnn-{name}")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    # tiny nets called many times per photo: a thread pool only adds hand-offs (and spinning
+    # threads that starve everything else on a busy machine)
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise ModelFileError(f"{path}: not a loadable ONNX model "
+                             f"({str(exc).splitlines()[0]}); reinstall mien") from exc
+    return lambda x: session.run(None, {"x": x})
 
 
-def _load_nets():
-    folder = _weights_dir()
-    if folder is None:
-        raise MissingDependencyError(f"the mtcnn detector needs MTCNN's weights: {INSTALL}")
-    torch = __import__("torch")
-    nets = _build_nets()
-    for net, n in zip(nets, "pro", strict=True):
-        path = folder / f"{n}net.pt"
-        try:
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except (OSError, RuntimeError) as exc:
-            raise ModelFileError(f"{path}: cannot load MTCNN weights ({exc}); {INSTALL}") from exc
-        net.eval()
-    return nets
+def load_nets() -> dict[str, Net]:
+    if not _available():
+        raise MissingDependencyError(f"the mtcnn detector needs its nets: {INSTALL}")
+    return {name: _onnx_net(name) for name in NET_NAMES}
 
 
 def _onet_points(boxes: np.ndarray, marks: np.ndarray) -> np.ndarray:
@@ -135,11 +71,10 @@ def _onet_points(boxes: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return np.stack([px, py], axis=2)
 
 
-def _normalize(batch_hwc: np.ndarray):
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(batch_hwc)).float()
-    return ((x - 127.5) * 0.0078125).permute(0, 3, 1, 2).contiguous()
+def _normalize(batch_hwc: np.ndarray) -> np.ndarray:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1], as the nets were trained."""
+    x = (batch_hwc.astype(np.float32) - 127.5) * 0.0078125
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -214,8 +149,7 @@ def pyramid_scales(height: int, width: int, min_face: int) -> list[float]:
 
 
 @register_detector(
-    "mtcnn", "MTCNN in torch (box + 5 landmarks; needs facenet-pytorch's weights)", _available,
-    install=INSTALL,
+    "mtcnn", "MTCNN on ONNX Runtime (box + 5 landmarks; bundled)", _available, install=INSTALL,
 )
 class MTCNNDetector:
     name = "mtcnn"
@@ -224,27 +158,22 @@ class MTCNNDetector:
         self,
         options: DetectorOptions = DEFAULT_OPTIONS,
         stage_thresholds: tuple[float, float, float] = STAGE_THRESHOLDS,
+        nets: dict[str, Net] | None = None,  # default: the bundled ONNX nets
     ):
-        if not _available():
-            raise MissingDependencyError(
-                f"the mtcnn detector needs torch and MTCNN's weights: {INSTALL}"
-            )
         self.options = options
         t = options.score_threshold
         self.thresholds = stage_thresholds if t is None else (*stage_thresholds[:2], t)
-        self.pnet, self.rnet, self.onet = _load_nets()
+        nets = nets or load_nets()
+        self.pnet, self.rnet, self.onet = (nets[n] for n in NET_NAMES)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        import torch
-
         image = check_image(image)
-        with torch.inference_mode():
-            boxes = self._proposals(image)
-            if len(boxes):
-                boxes = self._refine(image, boxes)
-            if not len(boxes):
-                return []
-            boxes, scores, points = self._output(image, boxes)
+        boxes = self._proposals(image)
+        if len(boxes):
+            boxes = self._refine(image, boxes)
+        if not len(boxes):
+            return []
+        boxes, scores, points = self._output(image, boxes)
         # MTCNN boxes are inclusive pixel ranges; Face boxes end one past the last pixel.
         boxes[:, 2:4] += 1
         return to_faces(boxes, scores, points, self.options, -np.inf, image.shape)
@@ -258,7 +187,7 @@ class MTCNNDetector:
             size = (int(w * scale + 1), int(h * scale + 1))
             level = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             prob, reg = self.pnet(_normalize(level[None]))
-            prob, reg = prob[0].numpy(), reg[0].numpy()
+            prob, reg = prob[0], reg[0]
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if not len(ys):
                 continue
@@ -276,7 +205,6 @@ class MTCNNDetector:
 
     def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         prob, reg = self.rnet(_normalize(_crops(image, boxes, 24)))
-        prob, reg = prob.numpy(), reg.numpy()
         keep = prob > self.thresholds[1]
         boxes, reg = np.c_[boxes[keep, :4], prob[keep]], reg[keep]
         pick = _nms(boxes[:, :4], boxes[:, 4], 0.7)
@@ -285,7 +213,6 @@ class MTCNNDetector:
 
     def _output(self, image: np.ndarray, boxes: np.ndarray):
         prob, reg, marks = self.onet(_normalize(_crops(image, boxes, 48)))
-        prob, reg, marks = prob.numpy(), reg.numpy(), marks.numpy()
         keep = prob > self.thresholds[2]
         boxes, reg, marks, scores = boxes[keep, :4], reg[keep], marks[keep], prob[keep]
         points = _onet_points(boxes, marks)
@@ -301,25 +228,20 @@ class MTCNNLandmarks:
     so crops aligned on them stay tilted; O-Net on the squared YuNet box reads the tilt within
     a few degrees, for about a millisecond per face."""
 
-    def __init__(self):
-        if not _available():
-            raise MissingDependencyError(
-                f"--landmarks mtcnn needs torch and MTCNN's weights: {INSTALL}"
-            )
-        self.onet = _load_nets()[2]
+    def __init__(self, onet: Net | None = None):  # default: the bundled ONNX O-Net
+        if onet is None and not _available():
+            raise MissingDependencyError(f"--landmarks mtcnn needs MTCNN's nets: {INSTALL}")
+        self.onet = onet or _onnx_net("onet")
 
     def __call__(self, image: np.ndarray, faces: list[Face]) -> list[Face]:
         import dataclasses
-
-        import torch
 
         if not faces:
             return faces
         image = check_image(image)
         boxes = _square(np.array([[f.box.x1, f.box.y1, f.box.x2 - 1, f.box.y2 - 1] for f in faces]))
-        with torch.inference_mode():
-            _, _, marks = self.onet(_normalize(_crops(image, boxes, 48)))
-        points = _onet_points(boxes, marks.numpy().astype(np.float64))
+        _, _, marks = self.onet(_normalize(_crops(image, boxes, 48)))
+        points = _onet_points(boxes, marks.astype(np.float64))
         return [
             dataclasses.replace(f, landmarks=tuple((float(x), float(y)) for x, y in p))
             for f, p in zip(faces, points, strict=True)

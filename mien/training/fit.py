@@ -375,7 +375,8 @@ class _Run:
         return torch.from_numpy(pre.normalize(batch) if pre.is_resize_only else pre(batch))
 
     def _batches(self, epoch: int):
-        """(x, y, aux targets, teacher probabilities) training batches, augmented on threads a few batches ahead of the model."""
+        """(x, y, aux targets, teacher probabilities) training batches, augmented on threads a
+        few batches ahead of the model."""
         import torch
 
         cfg, n = self.cfg, self.steps_per_epoch

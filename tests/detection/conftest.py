@@ -11,14 +11,3 @@ def voc(shared_data):
 @pytest.fixture(scope="session")
 def genki(shared_data):
     return read_genki_szsl(shared_data / "detection" / "genki_szsl", limit=40)
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Tiny nets on a shared 2-core machine: extra threads only add contention."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

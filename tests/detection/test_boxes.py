@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from mien.detection import MIN_SCORE_THRESHOLD, DetectorOptions, create_detector, list_detectors
+from mien.detection import MIN_SCORE_THRESHOLD, DetectorOptions, create_detector
 from mien.detection.base import to_faces
 from mien.errors import MienError
 from mien.inference.draw import draw_faces
@@ -126,26 +126,23 @@ def test_noise_at_the_lowest_threshold_is_bounded_and_quick(noise):
     assert capped.detect(noise) == faces[:10]
 
 
-@pytest.mark.skipif("mtcnn" not in list_detectors(), reason="mtcnn is not registered")
 def test_mtcnn_whose_last_stage_keeps_nothing_finds_no_face():
     """O-Net rejecting every candidate used to abort the batch in `to_faces`."""
-    torch = pytest.importorskip("torch")
     from mien.detection.mtcnn import MTCNNDetector
 
     def pnet(x):  # a face candidate in every cell
         h, w = (x.shape[2] - 10) // 2 + 1, (x.shape[3] - 10) // 2 + 1
-        return torch.full((1, h, w), 0.9), torch.zeros((1, 4, h, w))
+        return [np.full((1, h, w), 0.9, np.float32), np.zeros((1, 4, h, w), np.float32)]
 
     def rnet(x):
-        return torch.full((len(x),), 0.9), torch.zeros((len(x), 4))
+        return [np.full((len(x),), 0.9, np.float32), np.zeros((len(x), 4), np.float32)]
 
     def onet(x):  # ... and none left after the last stage
-        return torch.full((len(x),), 0.1), torch.zeros((len(x), 4)), torch.zeros((len(x), 10))
+        return [np.full((len(x),), 0.1, np.float32), np.zeros((len(x), 4), np.float32),
+                np.zeros((len(x), 10), np.float32)]
 
-    detector = object.__new__(MTCNNDetector)  # the nets above instead of facenet's weights
-    detector.options = DetectorOptions(min_face=1)
-    detector.thresholds = (0.6, 0.7, 0.7)
-    detector.pnet, detector.rnet, detector.onet = pnet, rnet, onet
+    detector = MTCNNDetector(DetectorOptions(min_face=1),
+                             nets={"pnet": pnet, "rnet": rnet, "onet": onet})
     image = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     assert detector.detect(image) == []
 

@@ -26,8 +26,6 @@ def detector(request):
     name = request.param
     if not detector_entry(name).available():
         pytest.skip(f"{name}: its model file or package is not installed here")
-    if name == "mtcnn":
-        request.getfixturevalue("one_torch_thread")
     return create_detector(name)
 
 
@@ -112,10 +110,12 @@ def test_an_unavailable_detector_is_replaced_and_says_so(tmp_path, monkeypatch):
         assert create_detector().name == default_detector_name() == "haar"
 
 
-@pytest.mark.skipif(detector_entry("mtcnn").available(), reason="MTCNN is installed here")
-def test_mtcnn_without_its_weights_is_replaced_by_yunet():
-    with pytest.warns(DetectorFallbackWarning, match=r"'mtcnn' is not available \(.*"
-                      r"facenet-pytorch.*\); running 'yunet'"):
+def test_mtcnn_without_its_files_is_replaced_by_yunet(monkeypatch):
+    from mien.detection import mtcnn
+
+    monkeypatch.setattr(mtcnn, "find_model_file", lambda name, directory=None: None)
+    with pytest.warns(DetectorFallbackWarning, match=r"'mtcnn' is not available \(reinstall "
+                      r"mien: its bundled MTCNN files.*\); running 'yunet'"):
         assert create_detector("mtcnn").name == "yunet"
 
 

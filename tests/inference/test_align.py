@@ -25,14 +25,8 @@ def _rotate(image, degrees):
 def mtcnn():
     from mien.detection.base import detector_entry
 
-    if not detector_entry("mtcnn").available():
-        pytest.skip("mtcnn weights not installed (pip install --no-deps facenet-pytorch==2.6.0)")
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets on a shared 2-core machine
-    yield create_detector("mtcnn")
-    torch.set_num_threads(before)
+    assert detector_entry("mtcnn").available(), "MTCNN's nets ship inside mien"
+    return create_detector("mtcnn")
 
 
 @pytest.mark.parametrize("degrees", [-18, 0, 14])

@@ -173,8 +173,7 @@ def test_landmark_option(models_env, two_faces):
 
     with pytest.raises(mien.errors.MienError, match="landmarks 'eyes'"):
         Pipeline("yunet", {}, landmarks="eyes")
-    if not detector_entry("mtcnn").available():
-        pytest.skip("mtcnn weights not installed")
+    assert detector_entry("mtcnn").available()  # it ships inside mien
     plain = Pipeline("yunet", {}).analyze(two_faces)
     refined = Pipeline("yunet", {}, landmarks="mtcnn").analyze(two_faces)
     assert [f.box for f in refined] == [f.box for f in plain]
