@@ -3,17 +3,18 @@ mien (see mien/models/weights/yunet_s_640_640.NOTICE.md) and is checked against 
 load.
 
 Input size. YuNet sees each photo at a size taken from the photo itself, never on a fixed
-640x640 canvas: as it is between `min_side` and `max_side` (a 180x192 GENKI portrait costs a
-tenth of a 640x640 pass), scaled down to `max_side` when larger, up to `min_side` when smaller.
-The network is fully convolutional, so it is only padded (bottom and right, black) to the next
-multiple of 32, its coarsest stride. Shrinking small photos further would be cheaper still but
-not free: YuNet's smallest anchor is about 10 px and at the photo's own size it already misses
-many 20-30 px faces (benchmarks/results/detection_grid.json), so every face would pay.
+640x640 canvas: as it is between `min_side` and `max_side` (a 180x192 GENKI portrait is a tenth
+of a 640x640 canvas's pixels), scaled down to `max_side` when larger, up to `min_side` when
+smaller. The network is fully convolutional, so the picture is only padded (bottom and right,
+black) to the next multiple of 32, its coarsest stride. Shrinking small photos further would be
+cheaper still but not free: YuNet's smallest anchor is about 10 px and at the photo's own size
+it already misses many 20-30 px faces (benchmarks/results/detection_grid.json), so every face
+would pay.
 
 Engine (issue 22). The same network, padding and decoding as OpenCV's FaceDetectorYN (priors
 per stride, score sqrt(cls * obj), NMSBoxes with top_k), run by ONNX Runtime: about half the
-CPU time of OpenCV's DNN module per pass (1.1 vs 2.4 ms at 192x192, one thread), with the
-same detections (tests/detection/test_yunet_engine.py holds both to it)."""
+detection time of OpenCV's DNN module with the same detections (tests/detection/
+test_yunet_engine.py holds both to it; times in benchmarks/results/analyze_compare.json)."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ class YuNetDetector:
         blob = np.zeros((1, 3, ph, pw), np.float32)
         blob[0, :, :sh, :sw] = bgr.transpose(2, 0, 1)
         outputs = self._session.run(self._outputs, {"input": blob})
-        raw = decode(outputs, pw, ph, self.threshold, self.options.nms_iou, self.top_k)
+        raw = decode(outputs, pw, self.threshold, self.options.nms_iou, self.top_k)
         # Back to the photo's pixels with the exact per-axis ratios of the resize.
         return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
 
@@ -146,10 +147,10 @@ def any_input_size(model: bytes) -> bytes:
     return model.replace(_FIXED_INPUT, _FREE_INPUT)
 
 
-def decode(outputs: list[np.ndarray], width: int, height: int, threshold: float,
-           nms_iou: float, top_k: int) -> np.ndarray:
-    """FaceDetectorYN's post-processing of the 12 outputs (cls, obj, bbox, kps per stride) for a
-    `width` x `height` input: rows (x, y, w, h, 5 landmarks, score) kept by NMS, best first."""
+def decode(outputs: list[np.ndarray], width: int, threshold: float, nms_iou: float,
+           top_k: int) -> np.ndarray:
+    """FaceDetectorYN's post-processing of the 12 outputs (cls, obj, bbox, kps per stride) for an
+    input `width` pixels wide: rows (x, y, w, h, 5 landmarks, score) kept by NMS, best first."""
     import cv2
 
     n = len(STRIDES)
