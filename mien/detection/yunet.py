@@ -1,6 +1,20 @@
-"""YuNet (libfacedetection, Apache-2.0) through OpenCV's FaceDetectorYN: box + 5 landmarks,
-about 12 ms per photo on one CPU thread. Its 230 kB ONNX file ships inside mien (see
-mien/models/weights/yunet_s_640_640.NOTICE.md) and is checked against its SHA-256 on load."""
+"""YuNet (libfacedetection, Apache-2.0): box + 5 landmarks. Its 230 kB ONNX file ships inside
+mien (see mien/models/weights/yunet_s_640_640.NOTICE.md) and is checked against its SHA-256 on
+load.
+
+Input size. YuNet sees each photo at a size taken from the photo itself, never on a fixed
+640x640 canvas: as it is between `min_side` and `max_side` (a 180x192 GENKI portrait is a tenth
+of a 640x640 canvas's pixels), scaled down to `max_side` when larger, up to `min_side` when
+smaller. The network is fully convolutional, so the picture is only padded (bottom and right,
+black) to the next multiple of 32, its coarsest stride. Shrinking small photos further would be
+cheaper still but not free: YuNet's smallest anchor is about 10 px and at the photo's own size
+it already misses many 20-30 px faces (benchmarks/results/detection_grid.json), so every face
+would pay.
+
+Engine (issue 22). The same network, padding and decoding as OpenCV's FaceDetectorYN (priors
+per stride, score sqrt(cls * obj), NMSBoxes with top_k), run by ONNX Runtime: about half the
+detection time of OpenCV's DNN module with the same detections (tests/detection/
+test_yunet_engine.py holds both to it; times in benchmarks/results/analyze_compare.json)."""
 
 from __future__ import annotations
 
@@ -16,6 +30,7 @@ from mien.detection.base import (
     to_faces,
 )
 from mien.detection.files import find_model_file, verified_model_file
+from mien.errors import ModelFileError
 from mien.types import Face
 
 
@@ -23,7 +38,7 @@ def _available() -> bool:
     return find_model_file("yunet") is not None
 
 
-@register_detector("yunet", "YuNet via OpenCV (box + 5 landmarks; bundled)", _available,
+@register_detector("yunet", "YuNet (box + 5 landmarks; bundled)", _available,
                    install="reinstall mien: its bundled ONNX file is missing")
 class YuNetDetector:
     name = "yunet"
@@ -41,6 +56,7 @@ class YuNetDetector:
         top_k: int = 5000,
     ):
         import cv2
+        import onnxruntime as ort
 
         self.options = options
         self.model_path = verified_model_file("yunet", model_path, models_dir)
@@ -57,10 +73,21 @@ class YuNetDetector:
         self.max_pixels = max_pixels
         t = options.score_threshold
         self.threshold = self.default_threshold if t is None else t
-        self._detector = cv2.FaceDetectorYN.create(
-            str(self.model_path), "", (320, 320), self.threshold, options.nms_iou, top_k
-        )
-        self._size = (320, 320)
+        self.top_k = top_k
+        session_options = ort.SessionOptions()
+        session_options.log_severity_level = 3  # the file declares 640x640 outputs; sizes vary
+        # OpenCV's thread count when the detector is built, as when OpenCV ran it.
+        session_options.intra_op_num_threads = max(1, cv2.getNumThreads())
+        session_options.inter_op_num_threads = 1
+        # Idle pool threads sleep instead of spinning: with two threads, spinning doubled the CPU
+        # time per photo (5.3 vs 2.6 ms on a loaded 2-core machine) that decoding and the
+        # classifiers need.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(
+            any_input_size(self.model_path.read_bytes()), session_options,
+            providers=["CPUExecutionProvider"])
+        self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps")
+                         for stride in STRIDES]
 
     def scales(self, height: int, width: int) -> list[float]:
         """The sizes, relative to the photo's, at which YuNet sees it."""
@@ -95,11 +122,55 @@ class YuNetDetector:
         if (sw, sh) != (w, h):
             shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
             bgr = cv2.resize(bgr, (sw, sh), interpolation=shrink)
-        if self._size != (sw, sh):
-            self._detector.setInputSize((sw, sh))
-            self._size = (sw, sh)
-        _, raw = self._detector.detect(bgr)
-        if raw is None or len(raw) == 0:
-            return np.zeros((0, 15))
+        pw, ph = -(-sw // STRIDES[-1]) * STRIDES[-1], -(-sh // STRIDES[-1]) * STRIDES[-1]
+        blob = np.zeros((1, 3, ph, pw), np.float32)
+        blob[0, :, :sh, :sw] = bgr.transpose(2, 0, 1)
+        outputs = self._session.run(self._outputs, {"input": blob})
+        raw = decode(outputs, pw, self.threshold, self.options.nms_iou, self.top_k)
         # Back to the photo's pixels with the exact per-axis ratios of the resize.
-        return raw.astype(np.float64) * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
+        return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
+
+
+STRIDES = (8, 16, 32)
+# The bundled file fixes its input at 1x3x640x640; these bytes are that shape's encoding in the
+# protobuf, and the replacement names the last two dimensions instead ("h", "w"), keeping every
+# length, so that ONNX Runtime accepts any size as OpenCV did.
+_FIXED_INPUT = bytes.fromhex("0a020801" "0a020803" "0a03088005" "0a03088005")
+_FREE_INPUT = bytes.fromhex("0a020801" "0a020803" "0a03120168" "0a03120177")
+
+
+def any_input_size(model: bytes) -> bytes:
+    """The YuNet ONNX `model` with its 640x640 input made free (height and width named)."""
+    if model.count(_FIXED_INPUT) != 1:
+        raise ModelFileError("the YuNet file does not declare the 1x3x640x640 input mien "
+                             "expects; reinstall mien or fetch it again (mien models fetch yunet)")
+    return model.replace(_FIXED_INPUT, _FREE_INPUT)
+
+
+def decode(outputs: list[np.ndarray], width: int, threshold: float, nms_iou: float,
+           top_k: int) -> np.ndarray:
+    """FaceDetectorYN's post-processing of the 12 outputs (cls, obj, bbox, kps per stride) for an
+    input `width` pixels wide: rows (x, y, w, h, 5 landmarks, score) kept by NMS, best first."""
+    import cv2
+
+    n = len(STRIDES)
+    rows = []
+    for i, stride in enumerate(STRIDES):
+        cls, obj, bbox, kps = (o[0].astype(np.float64) for o in outputs[i::n])
+        cols = width // stride
+        cells = np.arange(len(cls))
+        cx, cy = (cells % cols).astype(np.float64), (cells // cols).astype(np.float64)
+        score = np.sqrt(np.clip(cls[:, 0], 0, 1) * np.clip(obj[:, 0], 0, 1))
+        bw, bh = np.exp(bbox[:, 2]) * stride, np.exp(bbox[:, 3]) * stride
+        x1 = (cx + bbox[:, 0]) * stride - bw / 2
+        y1 = (cy + bbox[:, 1]) * stride - bh / 2
+        points = (kps.reshape(-1, 5, 2) + np.c_[cx, cy][:, None, :]) * stride
+        rows.append(np.c_[x1, y1, bw, bh, points.reshape(-1, 10), score])
+    raw = np.concatenate(rows)
+    raw = raw[raw[:, 14] >= threshold]
+    if not len(raw):
+        return np.zeros((0, 15))
+    # OpenCV suppresses on the boxes truncated to whole pixels; so does this, for equal output.
+    keep = cv2.dnn.NMSBoxes(raw[:, :4].astype(np.int32).tolist(), raw[:, 14].tolist(),
+                            threshold, nms_iou, top_k=top_k)
+    return raw[np.asarray(keep, dtype=np.int64).reshape(-1)]

@@ -105,8 +105,7 @@ def test_yunet_at_threshold_zero_gives_no_box_outside_the_photo(genki_photo):
     """The crash of `--threshold 0 --min-face 1 --annotate`: YuNet itself, asked for every
     score, returns boxes wholly outside this photo; none may come out of the detector."""
     detector = create_detector("yunet", min_face=1, score_threshold=MIN_SCORE_THRESHOLD)
-    detector._detector.setScoreThreshold(0.0)  # below the public bound, on purpose
-    detector.threshold = 0.0
+    detector.threshold = 0.0  # below the public bound, on purpose
     faces = detector.detect(genki_photo)
     assert len(faces) > 20  # many weak boxes, some of them partly outside before clipping
     _assert_inside(faces, genki_photo.shape)
