@@ -22,7 +22,7 @@ def test_committed_notebook_shows_its_outputs_and_stays_small():
     assert all(c.outputs for c in nb.cells if c.cell_type == "code")
     text, images = outputs(nb)
     assert images == 4 and "SVM on its embeddings" in text
-    assert NOTEBOOK.stat().st_size < 500_000  # downscaled PNGs: readable on GitHub, cheap in git
+    assert NOTEBOOK.stat().st_size < 300_000  # downscaled PNGs: readable on GitHub, cheap in git
 
 
 @pytest.mark.slow
