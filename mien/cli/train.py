@@ -120,11 +120,15 @@ def train(
     transfer_from: Annotated[
         str | None, Opt("--from", help="Start from a run folder, checkpoint or shipped model.")
     ] = None,
-    freeze: Annotated[
-        bool | None, Opt("--freeze/--no-freeze", help="With --from: train only the head.")
+    pretrained: Annotated[str | None, Opt(
+        help="Start --model (resnet18/50, vgg11/19) from ImageNet weights: a torchvision or "
+             "timm state dict, .pth or .safetensors.")] = None,
+    freeze: Annotated[bool | None, Opt(
+        "--freeze/--no-freeze", help="With --from or --pretrained: train only the head.")
     ] = None,
     backbone_lr_mult: Annotated[float | None, Opt(
-        help="With --from, no --freeze: backbone lr = lr x this (default 0.1).")] = None,
+        help="With --from or --pretrained, no --freeze: backbone lr = lr x this (default 0.1)."
+    )] = None,
     strict: Annotated[
         bool | None, Opt("--strict/--no-strict", help="Stop at the first unreadable image.")
     ] = None,

@@ -13,6 +13,7 @@ from typing import Any
 from mien.data.preprocess import Framing
 from mien.errors import MienError
 from mien.models.loading import TTA_MODES
+from mien.models.pretrained import LAYOUTS as PRETRAINED_LAYOUTS
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
@@ -135,6 +136,10 @@ class TrainConfig:
 
     # --- transfer learning ---
     transfer_from: str | None = None  # a run folder, a .safetensors checkpoint or a shipped model
+    # Or ImageNet weights of `model` (resnet18/50, vgg11/19) from the user's torchvision or timm
+    # state dict (.pth / .safetensors): nothing is downloaded. Inputs then take ImageNet's
+    # mean/std, which those weights were trained with.
+    pretrained: str | None = None
     freeze: bool = False  # train only the new head
     backbone_lr_mult: float = 0.1  # transfer without freeze: backbone lr = lr * this
 
@@ -264,9 +269,15 @@ def _check(c: TrainConfig) -> None:
         raise bad("distill_temperature", c.distill_temperature, "must be positive")
     if c.teacher is not None and c.loss not in (None, "cross_entropy"):
         raise bad("teacher", c.teacher, "distillation needs the cross_entropy loss")
-    if c.freeze and not c.transfer_from:
-        raise ConfigError("--freeze needs --from RUN_OR_MODEL: there is no trained backbone "
-                          "to keep")
+    if c.freeze and not (c.transfer_from or c.pretrained):
+        raise ConfigError("--freeze needs --from RUN_OR_MODEL or --pretrained FILE: there is no "
+                          "trained backbone to keep")
+    if c.pretrained and c.transfer_from:
+        raise ConfigError(f"--pretrained {c.pretrained} and --from {c.transfer_from} both give "
+                          "the starting weights; keep one")
+    if c.pretrained and c.model and c.model not in PRETRAINED_LAYOUTS:
+        raise bad("model", c.model, f"--pretrained fits {', '.join(PRETRAINED_LAYOUTS)}; "
+                  "pick one of those")
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:

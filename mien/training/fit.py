@@ -125,6 +125,14 @@ def _setup_model(cfg: TrainConfig, classes: tuple[str, ...],
         model.reset_head(len(classes))
         pre = Preprocess.from_dict(record["preprocess"])
         arch = record["arch"]
+    elif cfg.pretrained:
+        from mien.models.pretrained import create_pretrained
+
+        arch, pre = cfg.model, _preprocess_for(cfg)
+        model, loaded = create_pretrained(arch, cfg.pretrained, len(classes), pre.channels,
+                                          pre.input_size)
+        for line in loaded.lines():
+            (echo or log.info)(line)
     else:
         arch = cfg.model
         pre = _preprocess_for(cfg)
@@ -152,10 +160,15 @@ def _preprocess_for(cfg: TrainConfig) -> Preprocess:
     info = model_info(cfg.model)
     color = cfg.color or ("gray" if info.in_channels == 1 else "rgb")
     channels = 1 if color == "gray" else 3
-    # Inputs scaled to [-1, 1]: the reports' networks train from scratch, so no dataset mean.
+    # Inputs scaled to [-1, 1]: the reports' networks train from scratch, so no dataset mean;
+    # ImageNet weights expect the statistics they were trained with.
+    mean, std = (0.5,) * channels, (0.5,) * channels
+    if cfg.pretrained:
+        from mien.models.pretrained import imagenet_normalization
+
+        mean, std = imagenet_normalization(channels)
     return Preprocess(input_size=tuple(cfg.input_size or info.input_size), color=color,
-                      equalize=cfg.equalize, blur_sigma=cfg.blur_sigma,
-                      mean=(0.5,) * channels, std=(0.5,) * channels)
+                      equalize=cfg.equalize, blur_sigma=cfg.blur_sigma, mean=mean, std=std)
 
 
 def _mean_probability(a, b, activation: str):
@@ -180,6 +193,10 @@ def _set_modes(model, frozen: bool) -> None:
         params = list(m.parameters())
         if params and all(id(p) in head for p in params):
             m.train()
+
+
+def _count(params) -> int:
+    return sum(p.numel() for p in params)
 
 
 def cpu_name() -> str:
@@ -279,6 +296,9 @@ class _Run:
         if cfg.freeze:
             for p in model.backbone_parameters():
                 p.requires_grad_(False)
+            echo(f"frozen: the backbone ({_count(model.backbone_parameters()):,} parameters, "
+                 f"BatchNorm statistics too); training the head "
+                 f"({_count(model.head_parameters()):,})")
 
         self.train_x, self.train_y, self.train_aux = data.train_x, data.train_y, data.train_aux
         if cfg.mirror_double:
@@ -296,7 +316,8 @@ class _Run:
             self.class_w = None if weights is None else torch.as_tensor(weights)
         # Keras-style kernel_regularizer: L2 on the output layer's weights only (model_info).
         self.head_l2, self.head_weights = head_l2, [model.classifier.weight]
-        self.optimizer = make_optimizer(cfg, model, transfer=bool(cfg.transfer_from))
+        self.optimizer = make_optimizer(cfg, model,
+                                        transfer=bool(cfg.transfer_from or cfg.pretrained))
         self.aux_head = None
         if data.train_aux is not None:  # multi-task: a linear head on the embedding, not shipped
             self.aux_head = torch.nn.Linear(model.classifier.in_features,
