@@ -75,7 +75,7 @@ def test_safetensors_and_onnx_give_the_same_probabilities(base_run, stripes):
 
 def test_training_calibrates_what_inference_predicts(stripes, tmp_path):
     from mien.evaluation.calibration import expected_calibration_error
-    from mien.models.calibrate import default_data
+    from mien.training.calibrate import default_data
 
     out = tmp_path / "flip"
     result = run_cli("train", stripes, *FAST, "--epochs", "2", "--tta", "flip", "--val", "0.3",
