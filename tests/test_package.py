@@ -50,3 +50,18 @@ def test_analyze_of_anything_else_is_a_one_line_error(image, message):
     with pytest.raises(MienError, match=message) as info:
         mien.analyze(image, detector="haar", attributes={})
     assert "\n" not in str(info.value)
+
+
+def test_no_module_imports_another_modules_private_names():
+    """House rule 9: make a shared name public or move it (the layers are `lint-imports`')."""
+    import ast
+    from pathlib import Path
+
+    root = Path(mien.__file__).parent
+    found = []
+    for file in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mien"):
+                found += [f"{file.relative_to(root)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.endswith("__")]
+    assert not found

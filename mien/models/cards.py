@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mien import runfiles
 from mien.data.preprocess import Framing
 from mien.errors import ModelFileError
 from mien.runfiles import parameter_count, parse_record, sha256_of
-from mien.runfiles import weights_dir as bundled_weights
 
 CARD_FORMAT = 1
 # Keys every card has; `mien models show` prints them in this order.
@@ -53,7 +53,7 @@ def celeba_face_crop_jpeg(image, size: int = 64) -> bytes:
 
 
 def weights_dir() -> Path:
-    return Path(str(bundled_weights()))
+    return Path(str(runfiles.weights_dir()))
 
 
 @dataclass(frozen=True, slots=True)

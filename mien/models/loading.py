@@ -17,10 +17,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from mien import runfiles
 from mien.data.preprocess import Framing, Preprocess
 from mien.errors import ModelFileError
 from mien.models.activations import ACTIVATIONS, view_probabilities
-from mien.runfiles import bundled_models, parse_record, run_kind, run_loader, sha256_of, weights_dir
+from mien.runfiles import bundled_models, parse_record, run_kind, run_loader, sha256_of
 
 BATCH = 256  # images per forward pass: bounds memory for long lists at little speed cost
 TTA_MODES = ("none", "flip")  # test-time augmentation a saved record may ask for
@@ -130,7 +131,7 @@ class TorchClassifier(_Base):
 
 
 def _load_bundled(name: str) -> OnnxClassifier:
-    folder = weights_dir()
+    folder = runfiles.weights_dir()
     card_file = folder / f"{name}.json"
     if not card_file.is_file():
         have = ", ".join(bundled_models()) or "none are installed yet"
