@@ -92,7 +92,8 @@ def main(attribute: str) -> None:
     from _common import write_results  # benchmarks/ is sys.path[0] when run as a script
 
     from mien.inference.pipeline import framing_of
-    from mien.models.loading import load_classifier, sha256_of
+    from mien.models.loading import load_classifier
+    from mien.runfiles import sha256_of
 
     positive, default_model = ATTRIBUTES[attribute]
     script = f"benchmarks/genki_{default_model}.py"

@@ -78,3 +78,18 @@ def test_ci_turns_skips_into_failures(tmp_path):
     ci = run("true")
     assert ci.returncode == 1 and "1 failed, 1 xfailed" in ci.stdout
     assert "CI=true, yet skipped" in ci.stdout and "no_such_package_anywhere" in ci.stdout
+
+
+def test_no_module_imports_another_modules_private_names():
+    """House rule 9: make a shared name public or move it (the layers are `lint-imports`')."""
+    import ast
+    from pathlib import Path
+
+    root = Path(mien.__file__).parent
+    found = []
+    for file in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mien"):
+                found += [f"{file.relative_to(root)}: {node.module}.{a.name}" for a in node.names
+                          if a.name.startswith("_") and not a.name.endswith("__")]
+    assert not found

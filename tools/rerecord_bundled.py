@@ -25,10 +25,10 @@ def main() -> None:
     from ship_model import labelled_photos  # tools/ is sys.path[0]
 
     from mien.evaluation.evaluate import evaluate
-    from mien.models.calibrate import calibrate_classifier, write_record
     from mien.models.cards import read_card, validation_dataset, weights_dir, write_card
     from mien.models.loading import OnnxClassifier, sha256_of
     from mien.training import checkpoint as ckpt
+    from mien.training.calibrate import calibrate_classifier, write_record
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name")

@@ -165,7 +165,7 @@ def real_photos_note(name: str) -> str | None:
 def labelled_photos(name: str, onnx_path: Path) -> dict | None:
     """benchmarks/genki_glasses.py's (or genki_smile.py's) figures for this very file (matched by
     its SHA-256)."""
-    from mien.models.loading import sha256_of
+    from mien.runfiles import sha256_of
 
     results = {"glasses": "genki_glasses.json", "smile": "genki_smile.json"}
     if name not in results:

@@ -30,7 +30,7 @@ def calibrate_command(
     """Fit MODEL's temperature on DATA and write a copy of it that predicts with it; print the
     expected calibration error (ECE) before and after."""
     from mien.data.datasets import LabelSpec
-    from mien.models.calibrate import calibrate_model, calibration_data
+    from mien.training.calibrate import calibrate_model, calibration_data
 
     dataset = data_name = None
     if data is not None:

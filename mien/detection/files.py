@@ -11,10 +11,10 @@ import hashlib
 import os
 import sys
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 from mien.errors import MienError, ModelFileError
+from mien.runfiles import sha256_of, weights_dir
 
 MODELS_DIR_ENV = "MIEN_MODELS_DIR"
 
@@ -80,20 +80,12 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else user_models_dir()
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def bundled_model_file(name: str) -> Path | None:
     """Where mien ships `name` (whether or not the file is there), or None when it does not."""
     spec = model_file(name)
     if spec.bundled is None:
         return None
-    return Path(str(files("mien") / "models" / "weights" / spec.bundled))
+    return Path(str(weights_dir() / spec.bundled))
 
 
 def find_model_file(name: str, directory: str | os.PathLike | None = None) -> Path | None:

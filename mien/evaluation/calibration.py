@@ -6,15 +6,8 @@ right. Networks trained with cross-entropy are usually over-confident; temperatu
 data by minimising the negative log-likelihood. It never changes which class a single view
 ranks first, so accuracy stays as it is.
 
-What T divides depends on the model record's `activation`, so that one rule serves every saved
-model (`mien.models.loading` applies the same `probabilities`):
-
-- "softmax": the logits; p = softmax(z / T).
-- "sigmoid": each output's logit; p_k = sigmoid(z_k / T), rescaled to sum to 1 (one output:
-  [1 - p, p]).
-- "probabilities" (outputs that are probabilities already): their logarithm; p = softmax(log(q)
-  / T), i.e. q ** (1 / T) renormalised. An ensemble's output, the log of its members' mean
-  probability, is this same log(q) under "softmax".
+What T divides depends on the model record's `activation`; `mien.models.activations` holds
+that rule (`probabilities`), which `mien.models.loading` applies at inference.
 
 Test-time augmentation averages the probabilities of several views (the face and its mirror):
 T applies to each view's outputs before the average, as at inference, and `fit_temperature`
@@ -27,45 +20,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ACTIVATIONS = ("softmax", "sigmoid", "probabilities")
+from mien.models.activations import (  # noqa: F401  (callers import them here too)
+    ACTIVATIONS,
+    EPS,
+    probabilities,
+    view_probabilities,
+)
+
 T_BOUNDS = (0.05, 20.0)  # beyond these the model is broken or the validation data too easy
 ECE_BINS = 15  # the usual choice since Guo et al.
-_EPS = 1e-12
-
-
-def probabilities(outputs: np.ndarray, activation: str = "softmax",
-                  temperature: float = 1.0) -> np.ndarray:
-    """Model outputs (N, K) -> float64 probabilities (N, K'), rows summing to 1 (K' = 2 for a
-    single sigmoid output). See the module docstring for what T divides."""
-    z = np.asarray(outputs, dtype=np.float64)
-    if activation == "probabilities":
-        z = np.log(np.maximum(z, _EPS))
-        activation = "softmax"
-    z = z / temperature
-    if activation == "sigmoid":
-        p = 1.0 / (1.0 + np.exp(-z))  # independent per class (BCE); rescaled to sum to 1
-        if p.shape[1] == 1:  # one output: P(second class) of a binary model
-            p = np.concatenate([1.0 - p, p], axis=1)
-    elif activation == "softmax":
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-    else:
-        raise ValueError(f"activation {activation!r}: use one of {', '.join(ACTIVATIONS)}")
-    return p / np.maximum(p.sum(axis=1, keepdims=True), _EPS)
-
-
-def view_probabilities(views: np.ndarray, activation: str = "softmax",
-                       temperature: float = 1.0) -> np.ndarray:
-    """Outputs of V views (V, N, K), or of one (N, K) -> the mean of their probabilities."""
-    views = np.asarray(views)
-    if views.ndim == 2:
-        views = views[None]
-    return np.mean([probabilities(v, activation, temperature) for v in views], axis=0)
 
 
 def negative_log_likelihood(proba: np.ndarray, y: np.ndarray) -> float:
     """Mean -log p(true class)."""
     y = np.asarray(y, dtype=np.int64)
-    return float(-np.mean(np.log(np.maximum(proba[np.arange(len(y)), y], _EPS))))
+    return float(-np.mean(np.log(np.maximum(proba[np.arange(len(y)), y], EPS))))
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray, *, activation: str = "softmax",

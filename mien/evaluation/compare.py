@@ -14,7 +14,6 @@ import dataclasses
 import io
 import json
 import os
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,12 @@ import numpy as np
 
 from mien.errors import MienError
 from mien.evaluation.metrics import metrics_from_confusion
+from mien.runfiles import parameter_count  # noqa: F401  (callers import it here too)
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f1": "macro-F1",
           "parameters": "parameters", "images_per_second": "images/s",
           "train_seconds": "training s"}
-# BatchNorm statistics are stored with the weights but are not learned parameters.
-_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 class CompareError(MienError):
@@ -71,19 +69,6 @@ class Entry:
     @property
     def runs(self) -> int:
         return max((s.n for s in self.values.values()), default=1)
-
-
-def parameter_count(path: str | os.PathLike) -> int:
-    """Learned parameters in a safetensors file, read from its header alone (no torch)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-    except (OSError, struct.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CompareError(f"{path}: not a readable safetensors file ({exc})") from exc
-    return int(sum(np.prod(t["shape"], dtype=np.int64) for k, t in header.items()
-                   if k != "__metadata__" and not k.endswith(_BUFFER_SUFFIXES)))
 
 
 def model_facts(spec: str | os.PathLike) -> dict[str, float]:

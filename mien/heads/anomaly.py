@@ -72,7 +72,8 @@ class AnomalyDetector:
 
     def __init__(self, path: str | os.PathLike, name: str | None = None, device: str = "cpu"):
         from mien.data.preprocess import Framing, Preprocess
-        from mien.training.checkpoint import build_model, load_weights
+        from mien.models.build import build_model
+        from mien.runfiles import load_weights
 
         self.path = Path(path)
         state, self.record = load_weights(self.path)
@@ -181,7 +182,7 @@ def train_anomaly(cfg, hcfg, *, echo: Callable[[str], None] = print):
     from mien.training import checkpoint as ckpt
     from mien.training.config import ConfigError
     from mien.training.data import decode, load_splits
-    from mien.training.fit import _preprocess_for, resolve_device
+    from mien.training.fit import preprocess_for, resolve_device
 
     if not cfg.model:
         raise ConfigError("--anomaly needs --model, e.g. --model smile-autoencoder")
@@ -191,7 +192,7 @@ def train_anomaly(cfg, hcfg, *, echo: Callable[[str], None] = print):
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    pre = _preprocess_for(cfg)
+    pre = preprocess_for(cfg)
     train, val, split = load_splits(cfg)
     labels, normal_index = anomaly_labels(train.classes, hcfg.normal_class)
     if len(val) == 0:

@@ -38,7 +38,7 @@ def weights_path() -> Path:
 
 class DlibEmbedder:
     def __init__(self):
-        from mien.models.loading import sha256_of
+        from mien.runfiles import sha256_of
 
         dlib = require("dlib", "dlib")
         self.path = weights_path()

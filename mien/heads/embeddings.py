@@ -37,9 +37,9 @@ class Embedder(Protocol):
 
 def resolve_cnn(spec: str | os.PathLike) -> Path:
     """The safetensors file of a run folder, a checkpoint path or a shipped model name."""
-    from mien.training.fit import _find_transfer_source
+    from mien.runfiles import transfer_source
 
-    return _find_transfer_source(str(spec))
+    return transfer_source(str(spec))
 
 
 class CnnEmbedder:
@@ -47,8 +47,8 @@ class CnnEmbedder:
 
     def __init__(self, path: str | os.PathLike, layer: str = "pre_logits", *,
                  sha256: str | None = None, device: str = "cpu"):
-        from mien.models.loading import sha256_of
-        from mien.training.checkpoint import best_member, build_model, load_weights
+        from mien.models.build import best_member, build_model
+        from mien.runfiles import load_weights, sha256_of
 
         self.path = Path(path)
         if not self.path.is_file():

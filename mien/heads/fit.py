@@ -188,7 +188,7 @@ def train_head(cfg: TrainConfig, hcfg: HeadConfig, *,
          f"predict {predict_seconds:.2f}s ({len(va.y)} images)")
 
     from mien.heads.saved import save_head
-    from mien.training.checkpoint import model_record
+    from mien.runfiles import model_record
 
     ref = embedder.reference()
     if "path" in ref:

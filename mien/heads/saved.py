@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from mien.errors import ModelFileError
+from mien.runfiles import HEAD_RECORD_FILE, parse_record, sha256_of
 
 HEAD_FILE = "head.skops"
-RECORD_FILE = "head.json"
+RECORD_FILE = HEAD_RECORD_FILE
 # Types outside skops' default trust that fitted heads legitimately contain.
 TRUSTED_TYPES = frozenset({
     "sklearn.tree._tree.Tree",
@@ -33,8 +34,6 @@ TRUSTED_PREFIXES = ("sklearn.metrics._dist_metrics.",)  # k-NN distance objects
 def save_head(run_dir: str | os.PathLike, head, record: Mapping[str, Any]) -> Path:
     """Write `head.skops` and `head.json` (the model record plus the head file's SHA-256)."""
     import skops.io as sio
-
-    from mien.models.loading import sha256_of
 
     run_dir = Path(run_dir)
     tmp = run_dir / f"{HEAD_FILE}.tmp"
@@ -70,8 +69,6 @@ def load_estimator(path: str | os.PathLike):
 
 
 def read_head_record(run_dir: str | os.PathLike) -> dict[str, Any]:
-    from mien.training.checkpoint import parse_record
-
     file = Path(run_dir) / RECORD_FILE
     return parse_record(file.read_text(), file,
                         required=("labels", "preprocess", "head", "backbone"))
@@ -113,7 +110,6 @@ class HeadClassifier:
     def __init__(self, run_dir: str | os.PathLike, name: str | None = None, device: str = "cpu"):
         from mien.data.preprocess import Framing, Preprocess
         from mien.heads.registry import head_info
-        from mien.models.loading import sha256_of
 
         run_dir = Path(run_dir)
         self.path = run_dir
@@ -145,21 +141,3 @@ class HeadClassifier:
             return np.empty((0, len(self.labels)), np.float32)
         return self.head.predict_proba(self.embedder.embed(images))
 
-
-def load_run(spec: str | os.PathLike):
-    """The classifier of a head or anomaly-detector run folder or checkpoint; None for anything
-    else, which `load_classifier` handles itself."""
-    p = Path(spec)
-    if p.is_dir() and (p / RECORD_FILE).is_file():
-        return HeadClassifier(p)
-    from mien.heads.anomaly import ANOMALY_TASK, AnomalyDetector
-
-    weights = p / "model.safetensors" if p.is_dir() else p
-    if p.is_dir() and (p / "model.onnx").is_file():
-        return None  # an ordinary classifier run: the ONNX file serves it
-    if weights.suffix == ".safetensors" and weights.is_file():
-        from mien.training.checkpoint import read_record
-
-        if read_record(weights).get("task") == ANOMALY_TASK:
-            return AnomalyDetector(weights, name=p.name if p.is_dir() else p.stem)
-    return None

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mien import runfiles
 from mien.data.preprocess import Framing
 from mien.errors import ModelFileError
+from mien.runfiles import parameter_count, parse_record, sha256_of
 
 CARD_FORMAT = 1
 # Keys every card has; `mien models show` prints them in this order.
@@ -51,9 +53,7 @@ def celeba_face_crop_jpeg(image, size: int = 64) -> bytes:
 
 
 def weights_dir() -> Path:
-    from mien.models.loading import _weights_dir
-
-    return Path(str(_weights_dir()))
+    return Path(str(runfiles.weights_dir()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +87,6 @@ def read_card(name: str, folder: str | os.PathLike | None = None) -> dict[str, A
 
 def installed_models(folder: str | os.PathLike | None = None) -> list[InstalledModel]:
     """Every carded model in `folder` (default: the bundled weights), checksums verified."""
-    from mien.models.loading import sha256_of
-
     folder = Path(folder) if folder is not None else weights_dir()
     out = []
     for card_path in sorted(folder.glob("*.json")):
@@ -230,10 +228,6 @@ def build_card(
     validation data)."""
     import onnx
     import yaml
-
-    from mien.evaluation.compare import parameter_count
-    from mien.models.loading import sha256_of
-    from mien.training.checkpoint import parse_record
 
     run = Path(run_dir)
     onnx_path = Path(onnx_path)

@@ -1,27 +1,27 @@
 """`load_classifier(spec)`: one entry for every kind of trained classifier (docs/design.md).
 
 spec is a bundled name (`mien/models/weights/<name>.onnx` with its `<name>.json` card), a run
-folder, a `.safetensors` checkpoint or a `.onnx` file. Head runs (`head.json`) and anomaly
-detectors (record task "anomaly") load through `mien.heads.saved.load_run`. ONNX Runtime runs
-bundled and ONNX models and this module never imports torch for them; checkpoints run on torch.
+folder, a `.safetensors` checkpoint or a `.onnx` file. A run folder or file loads through the
+loader its kind registers in `mien.runfiles.RUN_KINDS` (head runs and anomaly detectors live in
+`mien.heads`, imported only for such a run). ONNX Runtime runs bundled and ONNX models and this
+module never imports torch for them; checkpoints run on torch.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from mien import runfiles
 from mien.data.preprocess import Framing, Preprocess
 from mien.errors import ModelFileError
-from mien.evaluation.calibration import ACTIVATIONS, view_probabilities
-from mien.training.checkpoint import parse_record
+from mien.models.activations import ACTIVATIONS, view_probabilities
+from mien.runfiles import bundled_models, parse_record, run_kind, run_loader, sha256_of
 
 BATCH = 256  # images per forward pass: bounds memory for long lists at little speed cost
 TTA_MODES = ("none", "flip")  # test-time augmentation a saved record may ask for
@@ -115,7 +115,8 @@ class OnnxClassifier(_Base):
 
 class TorchClassifier(_Base):
     def __init__(self, path: str | os.PathLike, name: str | None = None):
-        from mien.training.checkpoint import build_model, load_weights
+        from mien.models.build import build_model
+        from mien.runfiles import load_weights
 
         path = Path(path)
         state, record = load_weights(path)
@@ -129,28 +130,8 @@ class TorchClassifier(_Base):
             return self.model(torch.from_numpy(x)).float().numpy()
 
 
-def _weights_dir():
-    return files("mien.models") / "weights"
-
-
-def bundled_models() -> list[str]:
-    """Names of the classifiers shipped with mien (those with a model card)."""
-    folder = _weights_dir()
-    if not folder.is_dir():
-        return []
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _load_bundled(name: str) -> OnnxClassifier:
-    folder = _weights_dir()
+    folder = runfiles.weights_dir()
     card_file = folder / f"{name}.json"
     if not card_file.is_file():
         have = ", ".join(bundled_models()) or "none are installed yet"
@@ -170,28 +151,21 @@ def _load_bundled(name: str) -> OnnxClassifier:
     return OnnxClassifier(path, name=name)
 
 
+def load_network(path: Path, name: str | None = None) -> OnnxClassifier | TorchClassifier:
+    """A network classifier (or ensemble): ONNX Runtime for .onnx, torch for .safetensors."""
+    if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise ModelFileError(f"{path}: file not found; check the path")
+        return OnnxClassifier(path, name=name)
+    return TorchClassifier(path, name=name)
+
+
 def load_classifier(spec: str | os.PathLike) -> Classifier:
     """A classifier from a bundled name, a run folder, a .safetensors or a .onnx file."""
     p = Path(spec)
-    from mien.heads.saved import load_run  # head runs and anomaly detectors
-
-    special = load_run(p)
-    if special is not None:
-        return special
-    if p.is_dir():
-        for candidate in ("model.onnx", "model.safetensors"):
-            if (p / candidate).is_file():
-                cls = OnnxClassifier if candidate.endswith(".onnx") else TorchClassifier
-                return cls(p / candidate, name=p.name)
-        raise ModelFileError(f"{p}: run folder without model.onnx or model.safetensors; "
-                             "train it to the end or give a model file")
-    suffix = p.suffix.lower()
-    if suffix == ".onnx":
-        if not p.is_file():
-            raise ModelFileError(f"{p}: file not found; check the path")
-        return OnnxClassifier(p)
-    if suffix == ".safetensors":
-        return TorchClassifier(p)
+    if p.is_dir() or p.suffix.lower() in (".onnx", ".safetensors"):
+        kind, target = run_kind(p)
+        return run_loader(kind, target)(target, name=p.name if p.is_dir() else None)
     if p.exists():
         raise ModelFileError(f"{p}: unknown model file type; give a .onnx or .safetensors file")
     return _load_bundled(str(spec))

@@ -13,143 +13,23 @@ from pathlib import Path
 from typing import Any
 
 from mien.errors import ModelFileError
+from mien.models.build import best_member, build_model  # noqa: F401  (callers import them here)
 
-FORMAT = 1
-MODEL_FILE = "model.safetensors"  # best weights
-LAST_FILE = "last.safetensors"  # weights after the last finished epoch, as a model file
-# What --resume reads, in one file so that it is replaced in one step: the weights of LAST_FILE,
-# the optimizer and the loop state (epoch, history, rng, best score).
-STATE_FILE = "last.state.safetensors"
-ONNX_FILE = "model.onnx"
-
-
-def model_record(*, arch: str, labels, preprocess, in_channels: int, task: str = "classify",
-                 model_kwargs: Mapping | None = None, **extra: Any) -> dict[str, Any]:
-    """The dict every saved model carries (docs/design.md, "Model metadata")."""
-    return {
-        "format": FORMAT,
-        "task": task,
-        "arch": arch,
-        "num_classes": len(labels),
-        "in_channels": int(in_channels),
-        "input_size": list(preprocess.input_size),
-        "labels": list(labels),
-        "preprocess": preprocess.to_dict(),
-        "model_kwargs": dict(model_kwargs or {}),
-        **extra,
-    }
-
-
-def _tensors(state: Mapping) -> dict:
-    # safetensors refuses shared or strided storage: give each tensor its own contiguous copy.
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-
-
-def _save(path: str | os.PathLike, tensors: Mapping, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    tmp = Path(f"{path}.tmp")
-    save_file(_tensors(tensors), str(tmp), metadata=metadata)
-    os.replace(tmp, path)  # a crash mid-write never leaves a half checkpoint behind
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    """A text file (config, split, metrics) replaced whole, never left half written."""
-    tmp = Path(f"{path}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def save_weights(path: str | os.PathLike, state_dict: Mapping, record: Mapping) -> None:
-    _save(path, state_dict, {"mien": json.dumps(record)})
-
-
-def read_record(path: str | os.PathLike) -> dict[str, Any]:
-    """The "mien" record of a safetensors file, without loading its tensors."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{path}: file not found; check the path") from exc
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise ModelFileError(f"{path}: not a readable safetensors file ({exc}); "
-                             "re-export it") from exc
-    return parse_record(meta.get("mien"), path)
-
-
-def parse_record(raw: str | None, path,
-                 required: tuple[str, ...] = ("arch", "labels", "preprocess", "num_classes")
-                 ) -> dict[str, Any]:
-    """The "mien" metadata JSON of a model file, checked for the keys its loader needs."""
-    if not raw:
-        raise ModelFileError(f"{path}: has no 'mien' metadata, so it is not a mien model; "
-                             "train it with `mien train`")
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: its 'mien' metadata is not valid JSON; "
-                             "re-export it") from exc
-    missing = [k for k in required if k not in record]
-    if missing:
-        raise ModelFileError(f"{path}: 'mien' metadata lacks {', '.join(missing)}; re-export it")
-    return record
-
-
-def load_weights(path: str | os.PathLike) -> tuple[dict, dict[str, Any]]:
-    """(state dict, record) of a safetensors checkpoint."""
-    from safetensors.torch import load_file
-
-    record = read_record(path)
-    try:
-        return load_file(str(path)), record
-    except Exception as exc:
-        raise ModelFileError(f"{path}: corrupt tensors ({exc}); re-train or re-export it") from exc
-
-
-def best_member(state: Mapping, record: Mapping) -> tuple[dict, dict, int]:
-    """(state, record, index) of an ensemble's member with the best recorded validation
-    accuracy (the first when none is recorded), as a checkpoint of one network."""
-    members = record["members"]
-    scores = [m.get("best_val_accuracy") or 0.0 for m in members]
-    k = max(range(len(members)), key=lambda i: scores[i])
-    prefix = f"members.{k}."
-    one = {key[len(prefix):]: v for key, v in state.items() if key.startswith(prefix)}
-    rec = {key: v for key, v in record.items() if key not in ("members", "calibration")}
-    rec.update(arch=members[k]["arch"], model_kwargs=members[k].get("model_kwargs", {}),
-               epoch=members[k].get("epoch"), temperature=members[k].get("temperature", 1.0))
-    return one, rec, k
-
-
-def build_model(record: Mapping, state: Mapping | None = None, *, path: str | os.PathLike = "?"):
-    """The torch module a record describes, with `state` loaded when given."""
-    from mien.models import create_model
-
-    def one(arch: str, kwargs: Mapping):
-        try:
-            return create_model(arch, int(record["num_classes"]),
-                                in_channels=int(record.get("in_channels", 1)),
-                                input_size=tuple(record["input_size"]), **kwargs)
-        except KeyError as exc:
-            raise ModelFileError(f"{path}: architecture {arch!r} is unknown to this mien "
-                                 f"version ({exc}); upgrade mien") from exc
-
-    if record.get("members"):  # an ensemble of finished runs (mien.training.ensemble)
-        from mien.models.ensemble import Ensemble
-
-        model = Ensemble([one(m["arch"], m.get("model_kwargs", {})) for m in record["members"]],
-                         [m.get("temperature", 1.0) for m in record["members"]])
-    else:
-        model = one(record["arch"], record.get("model_kwargs", {}))
-    if state is not None:
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise ModelFileError(f"{path}: weights do not fit {record['arch']!r} "
-                                 f"({first})") from exc
-    return model
+# The file format lives low in the tree (mien.runfiles); training uses it through these names.
+from mien.runfiles import (  # noqa: F401
+    FORMAT,
+    LAST_FILE,
+    MODEL_FILE,
+    ONNX_FILE,
+    STATE_FILE,
+    load_weights,
+    model_record,
+    parse_record,
+    read_record,
+    save_tensors,
+    save_weights,
+    write_text,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +58,7 @@ def save_train_state(path: str | os.PathLike, optimizer, loop: Mapping,
                 scalars[f"{pid}.{name}"] = value
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"param_groups": opt["param_groups"], "scalars": scalars, "loop": dict(loop)}
-    _save(path, tensors, {"mien_state": json.dumps(meta)})
+    save_tensors(path, tensors, {"mien_state": json.dumps(meta)})
 
 
 def load_train_state(path: str | os.PathLike, optimizer) -> TrainState:

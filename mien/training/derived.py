@@ -23,8 +23,8 @@ def measure_derived_run(run: str | Path, out: str | Path, change: str) -> Classi
     `num_val` of the changed model on the same validation images, and under `measured` the
     model's SHA-256 and `change`, what was changed."""
     from mien.evaluation.evaluate import evaluate, map_to_model_labels
-    from mien.models.calibrate import default_data
     from mien.models.loading import load_classifier, sha256_of
+    from mien.training.calibrate import default_data
 
     run, out = Path(run), Path(out)
     for name in COPIED:

@@ -120,8 +120,8 @@ def combine_runs(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     `tta` ("none" or "flip") replaces the members' test-time augmentation: an ensemble gains
     less from flipping, and every flipped view costs one more pass of every member."""
     from mien.evaluation.evaluate import evaluate
-    from mien.models.calibrate import calibrate_classifier, write_record
     from mien.models.loading import TTA_MODES, OnnxClassifier, TorchClassifier
+    from mien.training.calibrate import calibrate_classifier, write_record
 
     runs = [Path(r) for r in runs]
     out = Path(out)

@@ -26,6 +26,7 @@ import numpy as np
 from mien.data.preprocess import Preprocess
 from mien.errors import MienError, ModelFileError
 from mien.evaluation.metrics import balanced_accuracy, confusion_matrix
+from mien.runfiles import transfer_source
 from mien.training import checkpoint as ckpt
 from mien.training.augment import add_mirrored, augment_batch, build_augmentation
 from mien.training.config import ConfigError, TrainConfig, save_config
@@ -83,7 +84,7 @@ def _transfer_weights(spec: str, echo: Callable[[str], None] | None = None
     """(file, state, record) of the network `--from` starts from: a run folder, a .safetensors
     file or a shipped model. An ensemble (the shipped `expression` is one) gives its member with
     the best validation accuracy: fine-tuning trains one network."""
-    src = _find_transfer_source(spec)
+    src = transfer_source(spec)
     state, record = ckpt.load_weights(src)
     if record.get("members"):
         n = len(record["members"])
@@ -92,23 +93,6 @@ def _transfer_weights(spec: str, echo: Callable[[str], None] | None = None
             echo(f"--from {spec}: an ensemble of {n} networks; fine-tuning starts from member "
                  f"{k + 1} ({record['arch']}), its best on validation")
     return src, state, record
-
-
-def _find_transfer_source(spec: str) -> Path:
-    p = Path(spec)
-    if p.is_dir():
-        p = p / ckpt.MODEL_FILE
-    if p.suffix == ".safetensors":
-        if not p.is_file():
-            raise MienError(f"{p}: not found; --from takes a run folder or a .safetensors file")
-        return p
-    from importlib.resources import files
-
-    shipped = files("mien.models") / "weights" / f"{spec}.safetensors"
-    if shipped.is_file():
-        return Path(str(shipped))
-    raise MienError(f"--from {spec!r}: no run folder, .safetensors file or shipped model with "
-                    "torch weights of that name")
 
 
 def _setup_model(cfg: TrainConfig, classes: tuple[str, ...],
@@ -128,14 +112,14 @@ def _setup_model(cfg: TrainConfig, classes: tuple[str, ...],
     elif cfg.pretrained:
         from mien.models.pretrained import create_pretrained
 
-        arch, pre = cfg.model, _preprocess_for(cfg)
+        arch, pre = cfg.model, preprocess_for(cfg)
         model, loaded = create_pretrained(arch, cfg.pretrained, len(classes), pre.channels,
                                           pre.input_size)
         for line in loaded.lines():
             (echo or log.info)(line)
     else:
         arch = cfg.model
-        pre = _preprocess_for(cfg)
+        pre = preprocess_for(cfg)
         model = create_model(arch, len(classes), in_channels=pre.channels,
                              input_size=pre.input_size)
     info = model_info(arch)
@@ -147,11 +131,11 @@ def _setup_model(cfg: TrainConfig, classes: tuple[str, ...],
     return model, pre, arch, loss, float(l2 or 0.0)
 
 
-def _preprocess_for(cfg: TrainConfig) -> Preprocess:
+def preprocess_for(cfg: TrainConfig) -> Preprocess:
     """The preprocessing a run will use, known before any image is decoded."""
     if cfg.transfer_from:
         # an ensemble's members share their preprocessing, so its record's is theirs
-        record = ckpt.read_record(_find_transfer_source(cfg.transfer_from))
+        record = ckpt.read_record(transfer_source(cfg.transfer_from))
         return Preprocess.from_dict(record["preprocess"])
     from mien.models import model_info
 
@@ -263,7 +247,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
 
 
 def _decode(cfg: TrainConfig, split_record: dict | None, echo) -> TrainData:
-    pre = _preprocess_for(cfg)
+    pre = preprocess_for(cfg)
     echo(f"decoding images for {cfg.model or cfg.transfer_from} at "
          f"{pre.input_size[0]}x{pre.input_size[1]} {pre.color} ...")
     t0 = time.perf_counter()

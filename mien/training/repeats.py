@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from mien.training.config import TrainConfig, save_config
-from mien.training.fit import RunResult, _preprocess_for, claim_run_dir, default_run_dir, train
+from mien.training.fit import RunResult, claim_run_dir, default_run_dir, preprocess_for, train
 
 ENSEMBLE_DIR = "ensemble"  # RUN/ensemble: the seeds averaged, with `ensemble: true`
 
@@ -62,7 +62,7 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
             continue
         if data is None:
             record = read_split_record(run_dir / f"seed-{seeds[0]}")
-            data = prepare(cfg, _preprocess_for(cfg), record)
+            data = prepare(cfg, preprocess_for(cfg), record)
         echo(f"seed {seed} ({seeds.index(seed) + 1}/{len(seeds)})")
         res = train(cfg.replace(seed=seed, repeats=1, ensemble=False, ensemble_tta=None,
                                 out=str(sub)),

@@ -56,7 +56,7 @@ def test_default_model_is_shipped_small_verified_and_loads_as_its_card_says(name
 
 
 def test_tampered_weights_are_refused(tmp_path, monkeypatch, capsys):
-    from mien.models import loading
+    from mien import runfiles
 
     src = cards.weights_dir()
     for f in ("expression.onnx", "expression.json"):
@@ -66,7 +66,7 @@ def test_tampered_weights_are_refused(tmp_path, monkeypatch, capsys):
     blob[-100] ^= 0xFF
     (tmp_path / "expression.onnx").write_bytes(bytes(blob))
     assert not cards.installed_models(tmp_path)[0].verified
-    monkeypatch.setattr(loading, "_weights_dir", lambda: tmp_path)
+    monkeypatch.setattr(runfiles, "weights_dir", lambda: tmp_path)
     with pytest.raises(ModelFileError, match="SHA-256"):
         load_classifier("expression")
     code, out, err = run_cli(["models", "list"], capsys)

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from mien.evaluation.evaluate import evaluate, map_to_model_labels
-from mien.models.calibrate import default_data
 from mien.models.loading import load_classifier, sha256_of
+from mien.training.calibrate import default_data
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
 

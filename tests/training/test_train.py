@@ -75,7 +75,7 @@ def test_safetensors_and_onnx_give_the_same_probabilities(base_run, stripes):
 
 def test_training_calibrates_what_inference_predicts(stripes, tmp_path):
     from mien.evaluation.calibration import expected_calibration_error
-    from mien.models.calibrate import default_data
+    from mien.training.calibrate import default_data
 
     out = tmp_path / "flip"
     result = run_cli("train", stripes, *FAST, "--epochs", "2", "--tta", "flip", "--val", "0.3",
@@ -319,6 +319,7 @@ def test_ctrl_c_in_epoch_1_says_nothing_was_saved(stripes, tmp_path, monkeypatch
 
 
 def test_bundled_models_are_verified_by_their_card(base_run, tmp_path, monkeypatch):
+    from mien import runfiles
     from mien.models import loading
 
     weights = tmp_path / "weights"
@@ -326,7 +327,7 @@ def test_bundled_models_are_verified_by_their_card(base_run, tmp_path, monkeypat
     shutil.copy(base_run / "model.onnx", weights / "demo.onnx")
     card = weights / "demo.json"
     card.write_text(json.dumps({"sha256": loading.sha256_of(weights / "demo.onnx")}))
-    monkeypatch.setattr(loading, "_weights_dir", lambda: weights)
+    monkeypatch.setattr(runfiles, "weights_dir", lambda: weights)
     assert loading.bundled_models() == ["demo"]
     demo = load_classifier("demo")
     img = [np.full((48, 48), 90, np.uint8)]

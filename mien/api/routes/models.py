@@ -19,10 +19,11 @@ def model_card(classifier) -> dict:
     """The bundled model's card when the classifier is a bundled model, else the metadata
     stored in its file."""
     import json
-    from importlib.resources import files
     from pathlib import Path
 
-    weights = Path(str(files("mien.models") / "weights"))
+    from mien.runfiles import weights_dir
+
+    weights = Path(str(weights_dir()))
     path = getattr(classifier, "path", None)
     card = weights / f"{getattr(classifier, 'name', '')}.json"
     if path is not None and Path(path).parent == weights and card.is_file():
