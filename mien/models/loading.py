@@ -98,6 +98,9 @@ class OnnxClassifier(_Base):
         try:
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
+            # Idle pool threads that spin burn a core between the small batches of an analysis
+            # (and starve the detector running beside them): they sleep instead.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(path), opts,
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
