@@ -95,16 +95,6 @@ def one_pass(files: list[Path], detector: str | None, specs: list[str] | None,
     }
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def summarize(passes: list[dict]) -> dict:
     """Medians over passes of one setting, with the range of photos/s."""
     speeds = [p["photos_per_s"] for p in passes]
@@ -173,11 +163,13 @@ def main(argv: list[str] | None = None) -> None:
             baseline[r["threads"]] = r["photos_per_s"]
     results = [{"checkout": c, "threads": n, **summarize(passes[(c, n)])} for c, n in settings]
     table(results, baseline)
+    from mien.training.fit import cpu_name
+
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": "analyze",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_name(), "cpus": os.cpu_count(),
                     "load_avg_before": [round(v, 2) for v in load_before],
                     "load_avg_after": [round(v, 2) for v in load_after]},
         "command": "python benchmarks/analyze.py " + " ".join(argv or sys.argv[1:]),
