@@ -67,14 +67,26 @@ class PipelineStats:
     classify_s: float = 0.0
 
 
-def load_attributes(specs: Iterable[str] | None = None) -> dict[str, Classifier]:
+ANALYSIS_THREADS = 1  # ONNX Runtime threads of each classifier a Pipeline loads itself
+
+
+def load_attributes(specs: Iterable[str] | None = None, threads: int | None = None
+                    ) -> dict[str, Classifier]:
     """Classifiers by attribute name. Each spec is a bundled name (`smile`) or `name=model`
     with `model` a bundled name, run folder, .safetensors or .onnx file. None: every bundled
-    attribute that is installed."""
+    attribute that is installed. `threads`: ONNX Runtime threads per network (None: one per
+    core)."""
     try:
-        from mien.models.loading import bundled_models, load_classifier
+        from mien.models.loading import bundled_models
+        from mien.models.loading import load_classifier as load
     except ImportError as exc:
         raise MienError(f"classifier loading is unavailable ({exc}); reinstall mien") from exc
+
+    def load_classifier(spec: str) -> Classifier:
+        classifier = load(spec)
+        with_threads = getattr(classifier, "with_threads", None)  # ONNX networks
+        return classifier if with_threads is None else with_threads(threads)
+
     if specs is None:
         installed = set(bundled_models())
         return {n: load_classifier(n) for n in BUNDLED_ATTRIBUTES if n in installed}
@@ -189,7 +201,10 @@ class Pipeline:
         elif landmarks not in (None, "detector"):
             raise MienError(f"landmarks {landmarks!r}: use 'detector' or 'mtcnn'")
         if attributes is None or not isinstance(attributes, Mapping):
-            attributes = load_attributes(attributes)
+            # One thread per network: classification runs beside detection (run_frames), and
+            # each owning a core beats both sharing two (benchmarks/analyze.py: 298 against
+            # 233 photos/s). Classifiers passed in keep their own sessions.
+            attributes = load_attributes(attributes, threads=ANALYSIS_THREADS)
         self.attributes: dict[str, Classifier] = dict(attributes)
         if batch_size < 1:
             raise MienError(f"batch_size={batch_size}: use 1 or more")

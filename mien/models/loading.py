@@ -91,16 +91,19 @@ class _Base:
 
 class OnnxClassifier(_Base):
     def __init__(self, path: str | os.PathLike, name: str | None = None,
-                 record: Mapping | None = None):
+                 record: Mapping | None = None, threads: int | None = None):
         import onnxruntime as ort
 
         path = Path(path)
+        self.threads = threads  # ONNX Runtime's intra-op threads; None: one per core
         try:
             opts = ort.SessionOptions()
             opts.log_severity_level = 3
             # Idle pool threads that spin burn a core between the small batches of an analysis
             # (and starve the detector running beside them): they sleep instead.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            if threads:
+                opts.intra_op_num_threads = threads
             self._session = ort.InferenceSession(str(path), opts,
                                                  providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf types
@@ -114,6 +117,12 @@ class OnnxClassifier(_Base):
 
     def _logits(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: x})[0]
+
+    def with_threads(self, threads: int | None) -> OnnxClassifier:
+        """The same model (file already verified) on a session with `threads` intra-op threads."""
+        if threads == self.threads:
+            return self
+        return OnnxClassifier(self.path, self.name, self.record, threads)
 
 
 class TorchClassifier(_Base):

@@ -269,3 +269,20 @@ def test_margin_and_align_given_override_every_models_framing(models_env, bright
     assert pipe.framings == {"light": Framing(0.1, True)}
     with pytest.raises(mien.errors.MienError, match="margin=-0.5"):
         Pipeline("yunet", {"light": light}, margin=-0.5)
+
+
+def test_pipeline_classifiers_run_on_one_thread_with_the_same_answers():
+    """A Pipeline loads each network on one ONNX Runtime thread (classification runs beside
+    detection); the answers are those of the default session."""
+    from mien.inference.pipeline import ANALYSIS_THREADS
+    from mien.models.loading import load_classifier
+
+    pipeline = Pipeline("haar", ["smile"])
+    mine = pipeline.attributes["smile"]
+    assert ANALYSIS_THREADS == 1 and mine.threads == 1
+    default = load_classifier("smile")
+    assert default.threads is None and default.with_threads(None) is default
+    faces = [np.random.default_rng(i).integers(0, 256, (40, 40), dtype=np.uint8)
+             for i in range(5)]
+    np.testing.assert_allclose(mine.predict_proba(faces), default.predict_proba(faces),
+                               atol=1e-6)
