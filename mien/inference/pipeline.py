@@ -67,7 +67,8 @@ class PipelineStats:
     classify_s: float = 0.0
 
 
-ANALYSIS_THREADS = 1  # ONNX Runtime threads of each classifier a Pipeline loads itself
+ANALYSIS_THREADS = 1  # ONNX Runtime threads of the YuNet detector and each classifier a
+# Pipeline makes itself
 
 
 def load_attributes(specs: Iterable[str] | None = None, threads: int | None = None
@@ -189,9 +190,13 @@ class Pipeline:
     ):
         self.min_confidence = check_min_confidence(min_confidence)
         if detector is None or isinstance(detector, str):
-            from mien.detection import create_detector
+            from mien.detection import create_detector, default_detector_name
 
-            detector = create_detector(detector, **dict(detector_options or {}))
+            options = dict(detector_options or {})
+            if (detector or default_detector_name()) == "yunet":
+                # detection runs beside classification (run_frames): one core each
+                options.setdefault("threads", ANALYSIS_THREADS)
+            detector = create_detector(detector, **options)
         self.detector = detector
         self.landmarks = None
         if landmarks == "mtcnn":
