@@ -67,8 +67,8 @@ class PipelineStats:
     classify_s: float = 0.0
 
 
-ANALYSIS_THREADS = 1  # ONNX Runtime threads of the YuNet detector and each classifier a
-# Pipeline makes itself
+# ONNX Runtime threads of the YuNet detector and of each classifier a Pipeline loads itself
+ANALYSIS_THREADS = 1
 
 
 def load_attributes(specs: Iterable[str] | None = None, threads: int | None = None
@@ -78,19 +78,18 @@ def load_attributes(specs: Iterable[str] | None = None, threads: int | None = No
     attribute that is installed. `threads`: ONNX Runtime threads per network (None: one per
     core)."""
     try:
-        from mien.models.loading import bundled_models
-        from mien.models.loading import load_classifier as load
+        from mien.models.loading import bundled_models, load_classifier
     except ImportError as exc:
         raise MienError(f"classifier loading is unavailable ({exc}); reinstall mien") from exc
 
-    def load_classifier(spec: str) -> Classifier:
-        classifier = load(spec)
+    def load(spec: str) -> Classifier:
+        classifier = load_classifier(spec)
         with_threads = getattr(classifier, "with_threads", None)  # ONNX networks
         return classifier if with_threads is None else with_threads(threads)
 
     if specs is None:
         installed = set(bundled_models())
-        return {n: load_classifier(n) for n in BUNDLED_ATTRIBUTES if n in installed}
+        return {n: load(n) for n in BUNDLED_ATTRIBUTES if n in installed}
     out: dict[str, Classifier] = {}
     for spec in specs:
         spec = spec.strip()
@@ -101,7 +100,7 @@ def load_attributes(specs: Iterable[str] | None = None, threads: int | None = No
         if not name or name in out:
             problem = "has no attribute name" if not name else "repeats an attribute name"
             raise MienError(f"attribute spec {spec!r} {problem}; use name or name=MODEL, once each")
-        out[name] = load_classifier(model.strip() or name)
+        out[name] = load(model.strip() or name)
     return out
 
 
