@@ -166,7 +166,8 @@ class YuNetDetector:
             for y0, y1 in tile_spans(sh, self.tile, overlap):
                 # The photo's pixels under this tile (one more around, for the interpolation)
                 px0, py0 = max(0, int(x0 / scale) - 1), max(0, int(y0 / scale) - 1)
-                px1, py1 = min(w, int(np.ceil(x1 / scale)) + 1), min(h, int(np.ceil(y1 / scale)) + 1)
+                px1 = min(w, int(np.ceil(x1 / scale)) + 1)
+                py1 = min(h, int(np.ceil(y1 / scale)) + 1)
                 part = cv2.resize(bgr[py0:py1, px0:px1],
                                   (round((px1 - px0) * scale), round((py1 - py0) * scale)),
                                   interpolation=cv2.INTER_LINEAR)
