@@ -34,6 +34,13 @@ TIMEOUT = timedelta(minutes=30)
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
+def _wants_cuda(device: str) -> bool:
+    """Whether --device DEVICE trains on GPUs."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: no CUDA device is visible; use --device cpu")
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+
+
 def cpu_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -134,10 +141,10 @@ def joined(device: str) -> Iterator[Group]:
         return
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if device.startswith("cuda:"):
         raise ConfigError(f"--device {device}: each process takes the GPU of its local rank; "
                           "give --device cuda (or auto)")
+    cuda = _wants_cuda(device)
     if cuda:
         visible = torch.cuda.device_count()
         if local_rank >= visible:
@@ -203,11 +210,10 @@ def check_devices(devices: int, device: str) -> None:
     if torchrun_world() > 1:
         raise ConfigError("--devices starts its own processes; under torchrun leave it out "
                           "(torchrun's --nproc-per-node sets them)")
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if device.startswith("cuda:"):
         raise ConfigError(f"--device {device} with --devices {devices}: process k uses GPU k; "
                           "give --device cuda (or auto), and CUDA_VISIBLE_DEVICES to pick GPUs")
-    if cuda:
+    if _wants_cuda(device):
         visible = torch.cuda.device_count()
         if devices > visible:
             raise ConfigError(f"--devices {devices}: this machine shows {visible} GPU(s); give "
@@ -242,8 +248,9 @@ def spawn(entry: Callable[..., Any], args: tuple, devices: int) -> Any:
             message = Path(error_dir, f"rank-{rank}")
             if message.is_file():
                 raise MienError(message.read_text()) from None
-            raise MienError(f"process {rank} of {devices} failed (exit code "
-                            f"{failure.exitcode}); see its output above") from None
+            how = (f"was killed by signal {-failure.exitcode}" if failure.exitcode < 0
+                   else f"failed (exit code {failure.exitcode}); see its output above")
+            raise MienError(f"process {rank} of {devices} {how}") from None
         finally:
             for lg, level in zip(loggers, levels, strict=True):
                 lg.setLevel(level)
