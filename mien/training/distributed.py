@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -157,9 +159,16 @@ def joined(device: str) -> Iterator[Group]:
     created = not torch_dist.is_initialized()
     if created:
         torch_dist.init_process_group(backend, timeout=TIMEOUT)
+    # Ctrl-C reaches every process; process 0 saves the run, the others end at once, even while
+    # they wait in a collective for a process 0 that has stopped taking part.
+    interrupt = signal.getsignal(signal.SIGINT)
+    if rank and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         yield group
     finally:
+        if rank and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, interrupt)
         if created:
             torch_dist.destroy_process_group()
 
@@ -228,6 +237,7 @@ def spawn(entry: Callable[..., Any], args: tuple, devices: int) -> Any:
     them (same variables, a free port on localhost); returns process 0's result. A process that
     fails ends the others; its one-line message (written to error_dir/rank-K by `entry`) is
     raised here as a MienError."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -243,6 +253,8 @@ def spawn(entry: Callable[..., Any], args: tuple, devices: int) -> Any:
             for lg in loggers:
                 lg.setLevel(logging.CRITICAL)
             return elastic_launch(config, entry)(*args, error_dir)[0]
+        except SignalException as exc:  # Ctrl-C or kill: the processes have been stopped
+            raise KeyboardInterrupt from exc
         except ChildFailedError as exc:
             rank, failure = exc.get_first_failure()
             message = Path(error_dir, f"rank-{rank}")

@@ -282,10 +282,13 @@ def _train_process(cfg: dict, resume: bool, progress: bool, error_dir: str) -> R
     from mien.training.distributed import report_failure
 
     try:
-        return train(TrainConfig.from_dict(cfg), resume=resume, progress=progress)
+        result = train(TrainConfig.from_dict(cfg), resume=resume, progress=progress)
     except MienError as exc:
         report_failure(error_dir, exc)
         raise
+    if result.stopped == "interrupted":  # the launcher, stopped too, reads no results: a
+        sys.exit(130)  # process that returned one would wait for it to be read
+    return result
 
 
 def train_processes(cfg: TrainConfig, devices: int, *, resume: bool = False,

@@ -66,6 +66,7 @@ def test_each_batch_is_cut_as_distributed_sampler_cuts_it():
             assert sorted(together) == sorted(padded[i * b * world:(i + 1) * b * world])
 
 
+@pytest.mark.slow
 def test_two_processes_train_as_one_with_their_effective_batch(smiles, two_processes, tmp_path):
     one = train(TrainConfig(data=str(smiles), batch_size=32, out=str(tmp_path / "one"),
                             **OPTIONS), progress=False).run_dir
@@ -87,6 +88,7 @@ def test_two_processes_train_as_one_with_their_effective_batch(smiles, two_proce
         assert (two_processes / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_a_stopped_distributed_run_resumes_as_if_never_stopped(smiles, two_processes, tmp_path):
     out = tmp_path / "resumed"
     cfg = TrainConfig(data=str(smiles), batch_size=16, out=str(out), **{**OPTIONS, "epochs": 1})
