@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -268,7 +268,7 @@ def spawn(entry: Callable[..., Any], args: tuple, devices: int) -> Any:
                 lg.setLevel(level)
 
 
-def report_failure(error_dir: str, exc: MienError) -> None:
+def report_failure(error_dir: str, exc: MienError) -> NoReturn:
     """For `spawn`: leave this process's message and exit with its code, ending the job."""
     Path(error_dir, f"rank-{os.environ.get('RANK', '0')}").write_text(str(exc))
     sys.exit(exc.exit_code)

@@ -284,8 +284,7 @@ def _train_process(cfg: dict, resume: bool, progress: bool, error_dir: str) -> R
     try:
         result = train(TrainConfig.from_dict(cfg), resume=resume, progress=progress)
     except MienError as exc:
-        report_failure(error_dir, exc)
-        raise
+        report_failure(error_dir, exc)  # exits
     if result.stopped == "interrupted":  # the launcher, stopped too, reads no results: a
         sys.exit(130)  # process that returned one would wait for it to be read
     return result
