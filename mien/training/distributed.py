@@ -33,7 +33,6 @@ from mien.training.config import ConfigError
 # one ends the job at once, torchrun's agent kills the rest). Decoding a large dataset happens
 # between two collectives, so this must outlast it.
 TIMEOUT = timedelta(minutes=30)
-TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
 
 
 def _wants_cuda(device: str) -> bool:
@@ -90,7 +89,8 @@ class Group:
         """The int64 parts of every process, in rank order; `sizes` is each one's length."""
         if not self.backend:
             return part
-        padded = torch.zeros(max(sizes), dtype=torch.int64, device=self._comm_device())
+        padded = torch.zeros(max(*sizes, 1), dtype=torch.int64,  # fewer rows than processes
+                             device=self._comm_device())
         padded[:len(part)] = torch.from_numpy(part.astype(np.int64))
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         torch_dist.all_gather(parts, padded)

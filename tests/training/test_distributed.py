@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from mien.errors import MienError
 from mien.training import distributed
 from mien.training.config import TrainConfig
 from mien.training.distributed import Group, report_failure, shard, spawn
-from mien.training.fit import train, train_processes
+from mien.training.fit import train
 
 from .conftest import run_cli
 
@@ -89,10 +91,17 @@ def test_two_processes_train_as_one_with_their_effective_batch(smiles, two_proce
 
 
 @pytest.mark.slow
-def test_a_stopped_distributed_run_resumes_as_if_never_stopped(smiles, two_processes, tmp_path):
+def test_a_torchrun_run_resumes_as_if_never_stopped(smiles, two_processes, tmp_path):
+    """Epoch 1 by `torchrun -m mien train`, epoch 2 by `mien train --resume --devices 2`."""
     out = tmp_path / "resumed"
-    cfg = TrainConfig(data=str(smiles), batch_size=16, out=str(out), **{**OPTIONS, "epochs": 1})
-    assert train_processes(cfg, 2, progress=False).epochs_run == 1
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    done = subprocess.run([*torchrun, "-m", "mien", "train", smiles, "--model", "fer-a",
+                           "--val", "0.2", "--no-augment", "--device", "cpu", "--threads", "1",
+                           "--epochs", "1", "--batch-size", "16", "--quiet", "--out", out],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("run folder:") == 1, done.stdout  # process 0 alone speaks
+    assert "batch 16 per process, effective batch 32" in done.stdout
     run_cli("train", "--resume", out, "--epochs", "2", "--devices", "2", "--quiet")
     got, want = history(out), history(two_processes)
     for key in ("train_loss", "val_loss", "val_accuracy"):  # the same sums in the same order
