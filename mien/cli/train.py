@@ -33,7 +33,9 @@ def train(
         str | None, Opt("--out", "-o", help="Run folder (default runs/MODEL-TIME).")
     ] = None,
     epochs: Annotated[int | None, Opt(help="Epochs (default 30).")] = None,
-    batch_size: Annotated[int | None, Opt(help="Images per step (default 64).")] = None,
+    batch_size: Annotated[int | None, Opt(
+        help="Images per step and process (default 64); N processes (--devices, torchrun) "
+             "take N times it a step.")] = None,
     lr: Annotated[float | None, Opt(help="Learning rate (default 0.001).")] = None,
     optimizer: Annotated[str | None, Opt(help="adam | sgd")] = None,
     momentum: Annotated[float | None, Opt(help="SGD momentum (default 0.9).")] = None,

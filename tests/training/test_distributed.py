@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -106,6 +107,16 @@ def test_a_torchrun_run_resumes_as_if_never_stopped(smiles, two_processes, tmp_p
     got, want = history(out), history(two_processes)
     for key in ("train_loss", "val_loss", "val_accuracy"):  # the same sums in the same order
         assert [h[key] for h in got] == pytest.approx([h[key] for h in want], abs=1e-6), key
+
+
+def test_a_two_process_run_resumes_on_one_with_a_warning(two_processes, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(two_processes, out)
+    result = run_cli("train", "--resume", out, "--epochs", "3", "--quiet")
+    assert ("trained on 2 process(es), resumed on 1: the effective batch goes from 32 to 16 "
+            "from epoch 3") in result.stderr
+    assert [h.get("processes") for h in history(out)] == [2, 2, None]
+    assert json.loads((out / "metrics.json").read_text())["data_parallel"]["processes"] == 1
 
 
 @pytest.mark.parametrize("argv, message", [
