@@ -96,6 +96,12 @@ class Group:
         torch_dist.all_gather(parts, padded)
         return np.concatenate([p[:n].cpu().numpy() for p, n in zip(parts, sizes, strict=True)])
 
+    def agree(self, value: int) -> bool:
+        """Whether every process holds the same `value` (the same answer on every process)."""
+        if not self.backend:
+            return True
+        return bool((self.concat(np.array([value]), [1] * self.world) == value).all())
+
     def barrier(self) -> None:
         if self.backend:
             torch_dist.barrier()

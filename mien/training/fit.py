@@ -271,6 +271,9 @@ def _train(cfg: TrainConfig, resume: bool, data: TrainData | None, progress: boo
                group)
     if resume:
         run.restore()
+        if not group.agree(run.loop["epoch"]):  # a folder each node has its own copy of
+            raise MienError(f"{run_dir}: the processes found different saved epochs in it; on "
+                            "several nodes, put the run folder on a file system they share")
     result = run.finish(run.fit())
     if result.stopped != "interrupted":  # Ctrl-C reaches each process at its own moment
         group.barrier()  # the others wait for process 0's files
