@@ -76,10 +76,14 @@ def test_two_processes_train_as_one_with_their_effective_batch(smiles, two_proce
     got, want = history(two_processes), history(one)
     # Same images in each step and averaged gradients: equal up to the order of float sums,
     # which training then amplifies (Adam moves a weight whose gradient is rounding noise by
-    # about lr either way). One process on 1 or 2 threads differs as much: same tolerance.
-    assert got[0]["train_loss"] == pytest.approx(want[0]["train_loss"], rel=1e-5)
-    for key in ("train_loss", "val_loss", "train_accuracy", "val_accuracy"):
-        assert [h[key] for h in got] == pytest.approx([h[key] for h in want], rel=2e-3), key
+    # about lr either way): one process on 2 threads instead of 1 differs by the same order.
+    # Measured here: epoch 1's training loss within 2e-6, epoch 2's losses within 1e-3; both
+    # processes on the same data instead (a broken cut) misses epoch 1's by 4e-2.
+    assert got[0]["train_loss"] == pytest.approx(want[0]["train_loss"], rel=1e-4)
+    for key in ("train_loss", "val_loss"):
+        assert [h[key] for h in got] == pytest.approx([h[key] for h in want], rel=5e-3), key
+    for key in ("train_accuracy", "val_accuracy"):  # one validation image may tip over
+        assert [h[key] for h in got] == pytest.approx([h[key] for h in want], abs=1.01 / 64), key
     assert [h["images"] for h in got] == [h["images"] for h in want] == [256, 256]
     a, b = (load_file(str(r / "last.safetensors")) for r in (two_processes, one))
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 0.02
