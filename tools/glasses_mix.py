@@ -4,7 +4,8 @@ train/: the CelebA face crops of tools/celeba_face_crops.py minus the bundled gl
 held-out part, plus the GENKI-SZSL photos of benchmarks/labels/genki_eyeglasses_pool.csv (the
 bundled model's false alarms and real glasses among file0801-file2000, labelled by eye), cut as
 `mien analyze` cuts faces for that model (its detector, its framing) and saved as 64x64 JPEG
-like the CelebA crops (in OUT-genki/), each linked --repeat times so the few hundred weigh against 8,000;
+like the CelebA crops (in OUT-genki/), each linked --repeat times so the few hundred weigh
+against 8,000;
 val/: exactly the bundled model's CelebA held-out files, so validation figures compare.
 
     python tools/glasses_mix.py runs/data/celeba_crops runs/data/glasses_mix [--repeat 4]
