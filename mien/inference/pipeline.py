@@ -21,12 +21,16 @@ from mien.data.io import convert_color, decode_image, from_pil
 from mien.data.preprocess import Framing, Preprocess
 from mien.errors import MienError
 from mien.inference.align import crop_face
+from mien.inference.deadline import Deadline
 from mien.inference.sources import Frame, Prefetcher, iter_frames
 from mien.inference.tracking import IoUTracker, ProbabilitySmoother
 from mien.types import UNCERTAIN, Face, Prediction
 
 BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
 MAX_PENDING_FRAMES = 32  # decoded frames held for one classifier batch: ~200 MB at 1080p
+# Most faces per classifier call, and between two looks at the deadline while cropping or
+# classifying: bounds a call's memory and how late work stops.
+CHUNK_FACES = 256
 Status = Literal["ok", "no_face", "error"]
 
 
@@ -168,6 +172,8 @@ class Pipeline:
     roll, so crops of tilted faces come out upright (YuNet's own barely tilt).
     min_confidence: an answer whose top probability is below it is labelled `uncertain`
     (None: every answer is its most probable class).
+    deadline: when set, work stops with DeadlineExceeded once it passes, checked before each
+    picture's detection and each `CHUNK_FACES` faces cropped or classified.
     margin, align: None crops each attribute's faces with its own model's framing; a value
     overrides that for every attribute (`framings` holds the result per attribute).
     """
@@ -186,8 +192,10 @@ class Pipeline:
         detector_options: Mapping | None = None,
         landmarks: str | None = None,
         min_confidence: float | None = None,
+        deadline: Deadline | None = None,
     ):
         self.min_confidence = check_min_confidence(min_confidence)
+        self.deadline = deadline
         if detector is None or isinstance(detector, str):
             from mien.detection import create_detector, default_detector_name
 
@@ -238,16 +246,29 @@ class Pipeline:
 
     def analyze_many(self, images: Sequence) -> list[list[Face]]:
         """Faces of each picture, as `analyze` gives them, with one call per classifier for the
-        faces of all of them (the HTTP API's batch)."""
-        images = [_as_image(im) for im in images]
-        return self.label(images, [self.detect(im) for im in images])
+        faces of all of them. Pictures given as paths or bytes are decoded one at a time and
+        only their face crops kept, so a batch holds one decoded picture at once."""
+        found, crops = [], []
+        for item in images:
+            image = _as_image(item)
+            faces = self.detect(image)
+            found.append(faces)
+            crops.append(self.crops(image, faces))
+            del image  # before the next one is decoded
+        return self.label_crops(crops, found)
 
     def label(self, images: Sequence[np.ndarray], found: Sequence[Sequence[Face]]
               ) -> list[list[Face]]:
         """`found[i]`, the faces detected in `images[i]`, with `attributes` filled: cropped per
         framing and classified with one call per classifier for all of them."""
-        crops = _joined(self.crops(im, faces) for im, faces in zip(images, found, strict=True))
-        predictions = iter(self._predict(crops, sum(map(len, found))))
+        return self.label_crops(
+            [self.crops(im, faces) for im, faces in zip(images, found, strict=True)], found)
+
+    def label_crops(self, crops: Sequence[Mapping[Framing, Sequence[np.ndarray]]],
+                    found: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """Like `label`, from the crops `crops` cut of each picture: the pictures themselves
+        may be gone."""
+        predictions = iter(self._predict(_joined(crops), sum(map(len, found))))
         return [[dataclasses.replace(f, attributes=next(predictions)) for f in faces]
                 for faces in found]
 
@@ -264,8 +285,19 @@ class Pipeline:
         if not n:
             return out
         start = time.perf_counter()
+        for first in range(0, n, CHUNK_FACES):
+            self._check("classifying faces")
+            part = slice(first, min(first + CHUNK_FACES, n))
+            self._classify(crops, part, out)
+        self.stats.classify_s += time.perf_counter() - start
+        return out
+
+    def _classify(self, crops: Mapping[Framing, Sequence[np.ndarray]], part: slice,
+                  out: list[dict[str, Prediction]]) -> None:
+        """Every attribute for the faces `part` of `crops`, into `out`."""
+        n = part.stop - part.start
         for name, classifier in self.attributes.items():
-            probs = np.asarray(classifier.predict_proba(list(crops[self.framings[name]])),
+            probs = np.asarray(classifier.predict_proba(list(crops[self.framings[name]][part])),
                                np.float64)
             labels = tuple(classifier.labels)
             if probs.shape != (n, len(labels)):
@@ -275,19 +307,18 @@ class Pipeline:
                 )
             best = probs.argmax(axis=1)
             for i, row in enumerate(probs):
-                out[i][name] = judge(Prediction(
+                out[part.start + i][name] = judge(Prediction(
                     labels[best[i]],
                     float(row[best[i]]),
                     {k: float(p) for k, p in zip(labels, row, strict=True)},
                 ), self.min_confidence)
-        self.stats.classify_s += time.perf_counter() - start
-        return out
 
     def _predict(self, crops: Mapping[Framing, Sequence[np.ndarray]], n: int) -> list[dict]:
         return self.classify(crops) if self.attributes else [{} for _ in range(n)]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """The detector's faces in a uint8 RGB image (landmarks refined when asked)."""
+        self._check("detecting faces")
         start = time.perf_counter()
         faces = self.detector.detect(image)
         if self.landmarks is not None:
@@ -298,9 +329,17 @@ class Pipeline:
     def crop(self, image: np.ndarray, faces: Sequence[Face], framing: Framing) -> list[np.ndarray]:
         """`faces` cut from `image` with `framing`: what a classifier of that framing reads."""
         start = time.perf_counter()
-        crops = [crop_face(image, f, framing.margin, align=framing.align) for f in faces]
+        crops = []
+        for i, face in enumerate(faces):
+            if i % CHUNK_FACES == 0:
+                self._check("cropping faces")
+            crops.append(crop_face(image, face, framing.margin, align=framing.align))
         self.stats.crop_s += time.perf_counter() - start
         return crops
+
+    def _check(self, before: str) -> None:
+        if self.deadline is not None:
+            self.deadline.check(before)
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> dict[Framing, list[np.ndarray]]:
         """`faces` cut once per distinct framing of the attributes."""
