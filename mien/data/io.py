@@ -50,7 +50,7 @@ def _to_uint8(img) -> np.ndarray:
     return _array(img if mode == "RGB" else img.convert("RGB"))
 
 
-STRIP_PIXELS = 1 << 20
+STRIP_PIXELS = 1 << 18  # a strip costs twice its bytes for a moment (see _array)
 
 
 def _array(img) -> np.ndarray:
