@@ -65,14 +65,11 @@ class Slot:
     """A request's place in the pool, held from admission until its work is done."""
 
     def __init__(self, pool: WorkerPool):
-        self._pool, self._held = pool, True
-        self.handed_over = False  # to a worker, which releases it when done
+        self.pool, self.held = pool, True
+        self.handed_over = False  # to a worker, which gives it back when done
 
     def release(self, _future=None) -> None:
-        with self._pool._lock:
-            if self._held:
-                self._held = False
-                self._pool.in_flight -= 1
+        self.pool.release(self, by_worker=_future is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +101,16 @@ class WorkerPool:
                                f"{self.queue_size} requests are waiting; retry in a moment")
             self.in_flight += 1
         return Slot(self)
+
+    def release(self, slot: Slot, by_worker: bool = False) -> None:
+        with self._lock:
+            if not slot.held:
+                return
+            slot.held = False
+            self.in_flight -= 1
+            idle = self.in_flight == 0
+        if idle and by_worker:
+            trim_heap()
 
     @contextlib.asynccontextmanager
     async def admitted(self):
