@@ -14,7 +14,7 @@ Phase 2, the soak: `--clients` loops draw request kinds from KINDS by weight (se
 outside them counts as unexpected. Good requests: a 640x480 one-face photo (GENKI file0001,
 as benchmarks/serve_load.py makes it), raw or as a batch of 4. Hostile: random bytes as
 JPEG, a truncated JPEG, a PNG header announcing 60,000 x 60,000 pixels, a body over
---max-upload-mb, 17 files in a batch, a 4000x4000 flat PNG, 1500x1500 noise at the lowest
+--max-upload-mb, 17 files in a batch, a 4000x4000 flat PNG, 1100x1100 noise at the lowest
 threshold and 100,000 faces allowed, bad options, an empty body, a form without a file,
 unknown paths and methods. The client shares the machine's cores with the server.
 RSS at end: after the soak and 3 s idle. Prints a table; writes JSON (default
@@ -87,7 +87,7 @@ def make_kinds(photo: bytes, max_upload_mb: float) -> list[Kind]:
 
     rng = np.random.default_rng(0)
     jpeg = {"Content-Type": "image/jpeg"}
-    noise = png(rng.integers(0, 256, (1500, 1500, 3), np.uint8))
+    noise = png(rng.integers(0, 256, (1100, 1100, 3), np.uint8))  # 3.6 MB: under the limit
     over = int(max_upload_mb * (1 << 20)) + 1024
 
     def batch(files, query=""):

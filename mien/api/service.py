@@ -133,17 +133,13 @@ class WorkerPool:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
         except TimeoutError:
-            raise timeout_error(timeout_s) from None
+            raise ApiError(504, "timeout", f"analysis took longer than {timeout_s:g} s; send a "
+                           "smaller image or retry when the server is less busy") from None
         finally:
             deadline.cancel()  # nobody waits for the answer any more (no-op once it is done)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def timeout_error(timeout_s: float) -> ApiError:
-    return ApiError(504, "timeout", f"analysis took longer than {timeout_s:g} s; send a smaller "
-                    "image or retry when the server is less busy")
 
 
 class PixelBudget:
@@ -304,6 +300,9 @@ class Service:
         from mien.api.errors import mien_error_status
         from mien.errors import DeadlineExceeded, MienError
 
+        # One request's faces go through the classifiers together. A micro-batcher that pooled
+        # faces of concurrent requests was measured and removed: it cannot save more than the
+        # classifiers' share of a request (benchmarks/serve_load.py) and adds its wait to all.
         start = time.perf_counter()
         pipeline = self._pipeline(options, deadline)
         out: list[Analysis | ApiError | None] = []

@@ -28,6 +28,9 @@ def serve_command(
                         "(slow-header clients).")] = 10.0,
     max_pixels: Annotated[int, typer.Option(
         min=1, help="Largest image, width x height (decompression bombs get 413).")] = 50_000_000,
+    pixel_budget: Annotated[int | None, typer.Option(
+        min=1, help="Decoded pixels all workers may hold at once (~7 bytes each); a worker "
+                    "waits for its image's share [default: 2 x --max-pixels].")] = None,
     cors: Annotated[list[str] | None, typer.Option(
         help="Allow browser pages from this origin (repeatable), e.g. http://localhost:3000 "
              "[default: none].")] = None,
@@ -58,6 +61,7 @@ def serve_command(
         queue_size=queue,
         timeout_s=timeout, upload_timeout_s=upload_timeout, header_timeout_s=header_timeout,
         max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
+        pixel_budget=pixel_budget,
         cors_origins=tuple(cors or ()),
         attributes=None if attributes is None else tuple(
             a.strip() for a in attributes.split(",") if a.strip()),
