@@ -1,24 +1,25 @@
-"""Soak test of `mien serve` under hostile input: the batch bomb of issue 17, then 32 clients
-sending a fixed count of mixed good and hostile requests. Reports requests/s, p50/p99, the
-5xx count (must be 0), answers other than the one expected, and the server's RSS at start,
-peak and end.
+"""Soak test of `mien serve` under hostile input: the batch bomb of issue 17, then rounds of
+32 clients sending a fixed count of mixed good and hostile requests. Reports requests/s,
+p50/p99, the 5xx count (must be 0), answers other than the one expected, and the server's RSS
+at start, peak and end of each round.
 
-    python benchmarks/serve_soak.py [--requests 2000] [--clients 32] [--workers 2]
-                                    [--attributes LIST] [--out PATH]
+    python benchmarks/serve_soak.py [--requests 2000] [--rounds 2] [--clients 32]
+                                    [--workers 2] [--attributes LIST] [--out PATH]
 
 Phase 1, the batch bomb: POST /v1/analyze/batch with 16 flat 7000x7000 PNGs (~160 kB each,
 49 MP each decoded), once alone and then two at once; peak RSS of each (sampled every 10 ms
 and the kernel's high-water mark, reset before each where /proc allows).
-Phase 2, the soak: `--clients` loops draw request kinds from KINDS by weight (seeded) until
-`--requests` answers have come back. Each kind names the statuses it may get; a status
-outside them counts as unexpected. Good requests: a 640x480 one-face photo (GENKI file0001,
-as benchmarks/serve_load.py makes it), raw or as a batch of 4. Hostile: random bytes as
-JPEG, a truncated JPEG, a PNG header announcing 60,000 x 60,000 pixels, a body over
---max-upload-mb, 17 files in a batch, a 4000x4000 flat PNG, 1100x1100 noise at the lowest
-threshold and 100,000 faces allowed, bad options, an empty body, a form without a file,
-unknown paths and methods. The client shares the machine's cores with the server.
-RSS at end: after the soak and 3 s idle. Prints a table; writes JSON (default
-benchmarks/results/serve_soak.json).
+Phase 2, the soak: in each round `--clients` loops draw request kinds from KINDS by weight
+(seeded) until `--requests` answers have come back; RSS is read 3 s after each round, so a
+second round shows whether memory keeps growing or has settled. Each kind names the statuses
+it may get; a status outside them counts as unexpected. Good requests: a 640x480 one-face
+photo (GENKI file0001, as benchmarks/serve_load.py makes it), raw, annotated or as a batch of
+4. Hostile: random bytes as JPEG, a truncated JPEG, a PNG header announcing 60,000 x 60,000
+pixels, a body over --max-upload-mb, 17 files in a batch, a 4000x4000 flat PNG, 1100x1100
+noise at the lowest threshold and 100,000 faces allowed, bad options, an empty body, forms
+without a file, unknown paths and methods. The client shares the machine's cores with the
+server. Prints tables; writes JSON (default benchmarks/results/serve_soak.json) and exits 1 on
+any 5xx or unexpected status in the soak.
 """
 
 from __future__ import annotations
@@ -197,14 +198,19 @@ def batch_bomb(url: str, sampler: RssSampler) -> list[dict]:
     return rows
 
 
-async def soak(url: str, kinds: list[Kind], clients: int, requests: int, seed: int) -> float:
+async def soak(url: str, kinds: list[Kind], clients: int, requests: int, seed: int
+               ) -> tuple[float, list[float], int]:
+    """Seconds, every latency, and the 5xx count of one round."""
     import httpx
 
     draw = random.Random(seed)
     order = draw.choices(kinds, weights=[k.weight for k in kinds], k=requests)
     queue = iter(order)
+    latencies: list[float] = []
+    server_errors = 0
 
     async def client(http: httpx.AsyncClient):
+        nonlocal server_errors
         for kind in queue:
             began = time.perf_counter()
             try:
@@ -213,13 +219,15 @@ async def soak(url: str, kinds: list[Kind], clients: int, requests: int, seed: i
             except httpx.HTTPError as exc:
                 key = type(exc).__name__
             kind.latencies.append(time.perf_counter() - began)
+            latencies.append(kind.latencies[-1])
             kind.statuses[key] = kind.statuses.get(key, 0) + 1
+            server_errors += key.startswith("5")
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
         began = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(clients)))
-        return time.perf_counter() - began
+        return time.perf_counter() - began, latencies, server_errors
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -229,7 +237,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=2000, help="per round")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="soak rounds; RSS after each shows whether it keeps growing")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--queue", type=int, default=32)
@@ -251,19 +261,28 @@ def main(argv: list[str] | None = None) -> None:
         sampler = RssSampler(process.pid)
         rss_start = rss_mib(process.pid)
         bomb = [] if args.no_bomb else batch_bomb(url, sampler)
-        sampler.reset()
-        rss_soak_start = rss_mib(process.pid)
-        seconds = asyncio.run(soak(url, kinds, args.clients, args.requests, args.seed))
-        rss_soak_peak = max(sampler.peak, sampler.high_water_mib())
-        time.sleep(3)
-        rss_end = rss_mib(process.pid)
+        rounds = []
+        for i in range(args.rounds):
+            sampler.reset()
+            began_rss = rss_mib(process.pid)
+            seconds, latencies, server_errors = asyncio.run(
+                soak(url, kinds, args.clients, args.requests, args.seed + i))
+            peak = max(sampler.peak, sampler.high_water_mib())
+            time.sleep(3)
+            ms = [1000 * v for v in latencies]
+            rounds.append({
+                "round": i + 1, "requests": len(ms), "seconds": round(seconds, 1),
+                "requests_per_s": round(len(ms) / seconds, 1),
+                "p50_ms": round(statistics.median(ms), 1), "p99_ms": round(percentile(ms, 0.99), 1),
+                "server_errors_5xx": server_errors,
+                "rss_mib": {"start": round(began_rss, 1), "peak": round(peak, 1),
+                            "end_after_3s_idle": round(rss_mib(process.pid), 1)}})
+            print(f"  round {i + 1}: {rounds[-1]}", file=sys.stderr)
         sampler.stop()
     finally:
         process.terminate()
         process.wait(10)
 
-    all_ms = [1000 * v for k in kinds for v in k.latencies]
-    count = len(all_ms)
     server_errors = sum(n for k in kinds for s, n in k.statuses.items() if s.startswith("5"))
     unexpected = sum(n for k in kinds for s, n in k.statuses.items()
                      if not s.isdigit() or int(s) not in k.expect)
@@ -278,20 +297,15 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
         print(f"{k.name:<26} {len(ms):>5} {row['p50_ms'] or 0:>8.1f} {row['p99_ms'] or 0:>8.1f}  "
               + ", ".join(f"{s}: {n}" for s, n in sorted(k.statuses.items())))
-    summary = {
-        "requests": count, "seconds": round(seconds, 1),
-        "requests_per_s": round(count / seconds, 1),
-        "p50_ms": round(statistics.median(all_ms), 1), "p99_ms": round(percentile(all_ms, 0.99), 1),
-        "server_errors_5xx": server_errors, "unexpected_statuses": unexpected,
-        "rss_mib": {"start": round(rss_start, 1), "soak_start": round(rss_soak_start, 1),
-                    "soak_peak": round(rss_soak_peak, 1), "end_after_3s_idle": round(rss_end, 1)},
-    }
-    print(f"\n{count} requests from {args.clients} clients in {seconds:.1f} s: "
-          f"{summary['requests_per_s']} requests/s, p50 {summary['p50_ms']} ms, "
-          f"p99 {summary['p99_ms']} ms; 5xx: {server_errors}; unexpected statuses: {unexpected}")
-    rss = summary["rss_mib"]
-    print(f"server RSS: start {rss['start']} MiB, soak peak {rss['soak_peak']} MiB, "
-          f"end {rss['end_after_3s_idle']} MiB (3 s idle)")
+    print(f"\n{'round':>5} {'requests':>8} {'req/s':>6} {'p50 ms':>7} {'p99 ms':>7} {'5xx':>4} "
+          f"{'RSS start':>9} {'peak':>6} {'end':>6}  (MiB; end: after 3 s idle)")
+    for r in rounds:
+        rss = r["rss_mib"]
+        print(f"{r['round']:>5} {r['requests']:>8} {r['requests_per_s']:>6} {r['p50_ms']:>7} "
+              f"{r['p99_ms']:>7} {r['server_errors_5xx']:>4} {rss['start']:>9} {rss['peak']:>6} "
+              f"{rss['end_after_3s_idle']:>6}")
+    print(f"{args.clients} clients; server RSS at its start {rss_start:.1f} MiB; "
+          f"5xx: {server_errors}; unexpected statuses: {unexpected}")
     for row in bomb:
         print(f"batch bomb ({BOMB_FILES} x {BOMB_SIDE}x{BOMB_SIDE} PNG) x{row['requests_at_once']} "
               f"at once: statuses {row['statuses']}, {row['seconds']} s, peak RSS "
@@ -305,7 +319,9 @@ def main(argv: list[str] | None = None) -> None:
         server={"workers": args.workers, "queue": args.queue,
                 "max_upload_mb": args.max_upload_mb, "attributes_option": args.attributes,
                 "detector_option": args.detector},
-        clients=args.clients, seed=args.seed, batch_bomb=bomb, soak=summary, kinds=rows)
+        clients=args.clients, seed=args.seed, rss_start_mib=round(rss_start, 1),
+        batch_bomb=bomb, rounds=rounds, server_errors_5xx=server_errors,
+        unexpected_statuses=unexpected, kinds=rows)
     if server_errors or unexpected:
         sys.exit(1)
 

@@ -28,10 +28,15 @@ from mien.types import UNCERTAIN, Face, Prediction
 
 BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
 MAX_PENDING_FRAMES = 32  # decoded frames held for one classifier batch: ~200 MB at 1080p
+Status = Literal["ok", "small", "no_face", "error"]  # small: a face too small to judge
+# Faces narrower (or lower) than this many pixels get a row with their box and no attributes:
+# shrunk to 12 px the bundled models fall to 0.46 (expression, 0.65 at full size) and 0.76
+# balanced (glasses, 0.97); at 16 px they keep 0.55 and 0.87, smile 0.92 of 0.95
+# (benchmarks/small_faces.py, benchmarks/results/small_faces.json).
+MIN_JUDGED_FACE = 16
 # Most faces per classifier call, and between two looks at the deadline while cropping or
 # classifying: bounds a call's memory and how late work stops.
 CHUNK_FACES = 256
-Status = Literal["ok", "no_face", "error"]
 
 
 class Classifier(Protocol):
@@ -123,6 +128,13 @@ def judge(prediction: Prediction, min_confidence: float | None) -> Prediction:
     return dataclasses.replace(prediction, label=UNCERTAIN)
 
 
+def small_message(face: Face, limit: int = MIN_JUDGED_FACE) -> str:
+    """The row message of a face too small to judge (under `limit` px)."""
+    side = min(face.box.width, face.box.height)
+    return (f"face {side:.0f} px: too small to judge its attributes (they need {limit} px "
+            "or more); its box is given")
+
+
 def framing_of(classifier) -> Framing:
     """How faces are cut for `classifier`: its model's framing, else the one every model had
     before framing was recorded."""
@@ -176,6 +188,8 @@ class Pipeline:
     picture's detection and each `CHUNK_FACES` faces cropped or classified.
     margin, align: None crops each attribute's faces with its own model's framing; a value
     overrides that for every attribute (`framings` holds the result per attribute).
+    min_judged_face: faces whose box is smaller (px, either side) are marked `small` and get
+    no attributes (0: judge every face).
     """
 
     def __init__(
@@ -192,9 +206,13 @@ class Pipeline:
         detector_options: Mapping | None = None,
         landmarks: str | None = None,
         min_confidence: float | None = None,
+        min_judged_face: int = MIN_JUDGED_FACE,
         deadline: Deadline | None = None,
     ):
         self.min_confidence = check_min_confidence(min_confidence)
+        if min_judged_face < 0:
+            raise MienError(f"min_judged_face={min_judged_face}: use 0 or more pixels")
+        self.min_judged_face = min_judged_face
         self.deadline = deadline
         if detector is None or isinstance(detector, str):
             from mien.detection import create_detector, default_detector_name
@@ -261,16 +279,18 @@ class Pipeline:
               ) -> list[list[Face]]:
         """`found[i]`, the faces detected in `images[i]`, with `attributes` filled: cropped per
         framing and classified with one call per classifier for all of them."""
+        found = [self.mark_small(faces) for faces in found]
         return self.label_crops(
             [self.crops(im, faces) for im, faces in zip(images, found, strict=True)], found)
 
     def label_crops(self, crops: Sequence[Mapping[Framing, Sequence[np.ndarray]]],
                     found: Sequence[Sequence[Face]]) -> list[list[Face]]:
-        """Like `label`, from the crops `crops` cut of each picture: the pictures themselves
-        may be gone."""
-        predictions = iter(self._predict(_joined(crops), sum(map(len, found))))
-        return [[dataclasses.replace(f, attributes=next(predictions)) for f in faces]
-                for faces in found]
+        """Like `label`, from the crops `crops` cut of each picture (faces marked small have
+        none): the pictures themselves may be gone."""
+        predictions = iter(self._predict(_joined(crops),
+                                         sum(not f.small for fs in found for f in fs)))
+        return [[f if f.small else dataclasses.replace(f, attributes=next(predictions))
+                 for f in faces] for faces in found]
 
     def classify(
         self, crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray]
@@ -324,7 +344,13 @@ class Pipeline:
         if self.landmarks is not None:
             faces = self.landmarks(image, faces)
         self.stats.detect_s += time.perf_counter() - start
-        return faces
+        return self.mark_small(faces)
+
+    def mark_small(self, faces: Sequence[Face]) -> list[Face]:
+        """`faces`, those under `min_judged_face` px marked `small` (they will not be judged)."""
+        limit = self.min_judged_face
+        return [dataclasses.replace(f, small=True)
+                if not f.small and min(f.box.width, f.box.height) < limit else f for f in faces]
 
     def crop(self, image: np.ndarray, faces: Sequence[Face], framing: Framing) -> list[np.ndarray]:
         """`faces` cut from `image` with `framing`: what a classifier of that framing reads."""
@@ -342,8 +368,10 @@ class Pipeline:
             self.deadline.check(before)
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> dict[Framing, list[np.ndarray]]:
-        """`faces` cut once per distinct framing of the attributes."""
-        return {fr: self.crop(image, faces, fr) for fr in dict.fromkeys(self.framings.values())}
+        """`faces` cut once per distinct framing of the attributes, those marked `small` left
+        out (they are not judged)."""
+        judged = [f for f in faces if not f.small]
+        return {fr: self.crop(image, judged, fr) for fr in dict.fromkeys(self.framings.values())}
 
     def _overridden(self, framing: Framing) -> Framing:
         """`framing` with this pipeline's `margin` / `align`, where given."""
@@ -435,7 +463,8 @@ class Pipeline:
     def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
         detector = getattr(self.detector, "name", type(self.detector).__name__)
         crops = _joined(cs for _, _, cs in pending)
-        predictions = iter(self._predict(crops, sum(len(f) for _, f, _ in pending)))
+        predictions = iter(self._predict(
+            crops, sum(not face.small for _, faces, _ in pending for face in faces)))
         for frame, faces, _ in pending:
             self.stats.frames += 1
             if frame.image is None:
@@ -451,7 +480,7 @@ class Pipeline:
                 ids = tracker.update([f.box for f in faces])
             rows = []
             for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
-                attrs = next(predictions)
+                attrs = {} if face.small else next(predictions)
                 if self.smoothing and track_id is not None:
                     smoother = smoothers.setdefault(
                         frame.source, ProbabilitySmoother(self.smoothing)
@@ -459,8 +488,10 @@ class Pipeline:
                     attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
                              for k, p in attrs.items()}
                 face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
-                rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face,
-                                detector=detector))
+                rows.append(Row(frame.source, frame.index, frame.timestamp,
+                                "small" if face.small else "ok", i, face, detector=detector,
+                                message=small_message(face, self.min_judged_face) if face.small
+                                else None))
             self.stats.faces += len(faces)
             if not rows:
                 rows = [Row(frame.source, frame.index, frame.timestamp, "no_face",
