@@ -26,7 +26,7 @@ class MissingDependencyError(MienError):
 
 
 class DeadlineExceeded(MienError):
-    """Work stopped: its deadline passed or its caller gave up (`mien.inference.deadline`)."""
+    """Work stopped: its deadline passed or its caller gave up (`mien.deadline`)."""
 
 
 class MienWarning(UserWarning):

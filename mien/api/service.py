@@ -5,7 +5,7 @@ What bounds memory: a request holds a place in the pool from before its body is 
 none is free), so at most `workers + queue_size` bodies are in memory; a worker decodes one
 image at a time and keeps only its face crops; and all workers together hold at most
 `Settings.pixel_budget` decoded pixels, waiting for their share. Work for a request whose time
-is up stops between images and stages (`mien.inference.deadline`)."""
+is up stops between images and stages (`mien.deadline`)."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import numpy as np
 
 from mien.api.errors import ApiError
 from mien.api.settings import Settings
-from mien.api.uploads import check_pixels
-from mien.inference.deadline import Deadline
+from mien.api.uploads import check_batch_pixels, check_pixels
+from mien.deadline import Deadline
 from mien.types import Face
 
 ANNOTATE_FORMATS = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -272,6 +272,13 @@ class Service:
         except MienError as exc:
             raise ApiError(422, "invalid_request", str(exc)) from None
         return resolved
+
+    def check_pixels(self, items: list[tuple[str, bytes | ApiError]]
+                     ) -> list[tuple[str, bytes | ApiError]]:
+        """`items` with each image over the pixel limit as its 413; a request over its total
+        is refused whole (413). Header reads only: runs before the request is queued."""
+        settings = self.settings
+        return check_batch_pixels(items, settings.max_pixels, settings.max_request_pixels)
 
     # --- work (in a worker thread) -----------------------------------------------------------
 

@@ -84,6 +84,26 @@ def check_pixels(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
     return w, h
 
 
+def check_batch_pixels(items: list[tuple[str, bytes | ApiError]], max_pixels: int,
+                       max_total: int) -> list[tuple[str, bytes | ApiError]]:
+    """Before any work is queued: each image over `max_pixels` becomes its own 413, and a
+    request whose images add up to more than `max_total` pixels is refused whole (413)."""
+    out, total = [], 0
+    for name, data in items:
+        if not isinstance(data, ApiError):
+            try:
+                w, h = check_pixels(data, name, max_pixels)
+                total += w * h
+            except ApiError as exc:
+                data = exc
+        out.append((name, data))
+    if total > max_total:
+        raise ApiError(413, "batch_too_large",
+                       f"{len(items)} images of {total:,} pixels in all exceed the limit of "
+                       f"{max_total:,} for one request; send fewer or smaller images")
+    return out
+
+
 class BodyLimit:
     """ASGI middleware: a request body over `limit(path)` bytes is refused with 413, from its
     Content-Length when sent, else as soon as the streamed bytes pass the limit; one that has

@@ -31,6 +31,7 @@ import os
 
 import numpy as np
 
+from mien.deadline import check_deadline
 from mien.detection.base import (
     DEFAULT_OPTIONS,
     DetectorOptions,
@@ -164,6 +165,7 @@ class YuNetDetector:
         rows = []
         for x0, x1 in tile_spans(sw, self.tile, overlap):
             for y0, y1 in tile_spans(sh, self.tile, overlap):
+                check_deadline("detecting faces in the next tile")
                 # The photo's pixels under this tile (one more around, for the interpolation)
                 px0, py0 = max(0, int(x0 / scale) - 1), max(0, int(y0 / scale) - 1)
                 px1 = min(w, int(np.ceil(x1 / scale)) + 1)

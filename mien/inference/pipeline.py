@@ -7,6 +7,7 @@ cut the way its model was trained (`framing`), so a face is cropped once per dis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -19,9 +20,9 @@ import numpy as np
 
 from mien.data.io import convert_color, decode_image, from_pil
 from mien.data.preprocess import Framing, Preprocess
+from mien.deadline import Deadline
 from mien.errors import MienError
 from mien.inference.align import crop_face
-from mien.inference.deadline import Deadline
 from mien.inference.sources import Frame, Prefetcher, iter_frames
 from mien.inference.tracking import IoUTracker, ProbabilitySmoother
 from mien.types import UNCERTAIN, Face, Prediction
@@ -185,7 +186,8 @@ class Pipeline:
     min_confidence: an answer whose top probability is below it is labelled `uncertain`
     (None: every answer is its most probable class).
     deadline: when set, work stops with DeadlineExceeded once it passes, checked before each
-    picture's detection and each `CHUNK_FACES` faces cropped or classified.
+    picture's detection (and each tile of YuNet's fine view) and each `CHUNK_FACES` faces
+    cropped or classified.
     margin, align: None crops each attribute's faces with its own model's framing; a value
     overrides that for every attribute (`framings` holds the result per attribute).
     min_judged_face: faces whose box is smaller (px, either side) are marked `small` and get
@@ -340,9 +342,11 @@ class Pipeline:
         """The detector's faces in a uint8 RGB image (landmarks refined when asked)."""
         self._check("detecting faces")
         start = time.perf_counter()
-        faces = self.detector.detect(image)
-        if self.landmarks is not None:
-            faces = self.landmarks(image, faces)
+        # A detector that works in parts (YuNet's tiles) checks the deadline between them.
+        with self.deadline.current() if self.deadline else contextlib.nullcontext():
+            faces = self.detector.detect(image)
+            if self.landmarks is not None:
+                faces = self.landmarks(image, faces)
         self.stats.detect_s += time.perf_counter() - start
         return self.mark_small(faces)
 

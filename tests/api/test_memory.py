@@ -15,8 +15,8 @@ import pytest
 from conftest import BlockingClassifier, ToneClassifier, png_bytes
 from fastapi.testclient import TestClient
 
+from mien.deadline import Deadline
 from mien.errors import DeadlineExceeded
-from mien.inference.deadline import Deadline
 
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -196,6 +196,49 @@ def test_pixel_budget_setting():
     from mien.errors import MienError
 
     assert Settings().pixel_budget == 2 * Settings().max_pixels
+    assert Settings().max_request_pixels == 4 * Settings().max_pixels
     assert Settings(max_pixels=10, pixel_budget=15).pixel_budget == 15
     with pytest.raises(MienError, match="pixel_budget=0: use a positive value"):
         Settings(pixel_budget=0)
+
+
+def test_a_request_over_its_pixel_total_is_413_before_any_work(make_app, counting_haar):
+    seen, _ = counting_haar
+    client = TestClient(make_app(max_pixels=3000, max_request_pixels=5000))
+    image = png_bytes(np.full((40, 50, 3), 128, np.uint8))  # 2,000 pixels
+    files = [("files", (f"{i}.png", image, "image/png")) for i in range(3)]
+    r = client.post("/v1/analyze/batch", files=files)
+    assert r.status_code == 413 and r.json()["error"] == "batch_too_large"
+    assert r.json()["detail"] == ("3 images of 6,000 pixels in all exceed the limit of 5,000 "
+                                  "for one request; send fewer or smaller images")
+    assert seen == []
+    r = client.post("/v1/analyze/batch", files=files[:2])
+    assert r.status_code == 200 and len(seen) == 2
+
+
+def test_an_image_over_the_pixel_limit_is_413_without_waiting_for_a_worker(make_app,
+                                                                          face_photo):
+    blocker = BlockingClassifier()
+    app = make_app({"tone": blocker}, workers=1, queue_size=1, max_pixels=179 * 192)
+    big = png_bytes(np.full((200, 200, 3), 128, np.uint8))
+
+    async def go():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            first = asyncio.create_task(c.post("/v1/analyze", content=face_photo, headers=JPEG))
+            while not blocker.entered.is_set():
+                await asyncio.sleep(0.01)
+            try:  # the only worker is busy: the answer must not wait for it
+                single = await asyncio.wait_for(c.post(
+                    "/v1/analyze", content=big, headers={"Content-Type": "image/png"}), 10)
+                batch = await asyncio.wait_for(c.post("/v1/analyze/batch", files=[
+                    ("files", ("big.png", big, "image/png"))]), 10)
+            finally:
+                blocker.release.set()
+            return await first, single, batch
+
+    first, single, batch = asyncio.run(go())
+    assert first.status_code == 200
+    assert single.status_code == 413 and single.json()["error"] == "image_too_large"
+    assert batch.status_code == 200 and batch.json()[0]["status"] == 413  # inline, as before
+    assert blocker.calls == [1]

@@ -1,12 +1,21 @@
 """When long work must stop: a deadline that the work checks between units (images, stages,
-batches of faces), so that work nobody waits for any more does not run on."""
+tiles, batches of faces), so that work nobody waits for any more does not run on.
+
+Code that holds a deadline passes it on explicitly (`Pipeline(deadline=)`); code below it that
+takes no such argument (a detector's tile loop) calls `check_deadline()`, which reads the
+deadline made current by `Deadline.current()` on this thread."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from mien.errors import DeadlineExceeded
+
+_current: ContextVar[Deadline | None] = ContextVar("mien_deadline", default=None)
 
 
 class Deadline:
@@ -38,3 +47,20 @@ class Deadline:
         if self.at is not None and time.monotonic() >= self.at:
             raise DeadlineExceeded(f"stopped before {before}: the {self.seconds:g} s allowed "
                                    "had passed")
+
+    @contextlib.contextmanager
+    def current(self) -> Iterator[Deadline]:
+        """This deadline is what `check_deadline` checks, on this thread, within the block."""
+        token = _current.set(self)
+        try:
+            yield self
+        finally:
+            _current.reset(token)
+
+
+def check_deadline(before: str = "the next step") -> None:
+    """Raise DeadlineExceeded if the current deadline (`Deadline.current`) has passed or was
+    cancelled; nothing without one."""
+    deadline = _current.get()
+    if deadline is not None:
+        deadline.check(before)

@@ -10,9 +10,9 @@ import weakref
 import numpy as np
 import pytest
 
+from mien.deadline import Deadline
 from mien.errors import DeadlineExceeded
 from mien.inference import Pipeline
-from mien.inference.deadline import Deadline
 from mien.inference.pipeline import CHUNK_FACES
 from mien.types import Box, Face
 
@@ -120,3 +120,45 @@ def test_a_batch_of_encoded_pictures_holds_one_decoded_picture_at_a_time():
         [png(value=v) for v in (10, 120, 250)])
     assert detector.calls == 3 and classifier.calls == [3]  # still one classifier call
     assert [len(f) for f in found] == [1, 1, 1]
+
+
+def test_check_deadline_reads_the_current_deadline_of_this_thread():
+    import threading
+
+    from mien.deadline import check_deadline
+
+    check_deadline()  # none current: nothing to check
+    passed = Deadline(0)
+    with passed.current():
+        with pytest.raises(DeadlineExceeded):
+            check_deadline("the next tile")
+        elsewhere = []
+        thread = threading.Thread(target=lambda: elsewhere.append(check_deadline()))
+        thread.start()
+        thread.join()
+        assert elsewhere == [None]  # another thread's work has its own deadline
+    check_deadline()
+
+
+def test_yunet_stops_between_the_tiles_of_its_fine_view(monkeypatch):
+    from mien.detection.yunet import YuNetDetector
+
+    detector = YuNetDetector(tile=256, threads=1)
+    deadline = Deadline(3600)
+    views = []
+    real = YuNetDetector._detect_at
+
+    def detect_at(self, bgr, scale):
+        views.append(bgr.shape)
+        if len(views) == 2:  # the whole view, then the first tile: time runs out there
+            deadline.cancel()
+        return real(self, bgr, scale)
+
+    monkeypatch.setattr(YuNetDetector, "_detect_at", detect_at)
+    image = np.full((700, 900, 3), 120, np.uint8)  # over max_side 640: seen in fine tiles too
+    with pytest.raises(DeadlineExceeded, match="before detecting faces in the next tile"):
+        Pipeline(detector, {}, deadline=deadline).detect(image)
+    assert len(views) == 2
+    views.clear()
+    Pipeline(detector, {}).detect(image)  # without a deadline: every tile
+    assert len(views) > 10
