@@ -28,6 +28,7 @@ test_yunet_engine.py holds both to it; times in benchmarks/results/analyze_compa
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -68,7 +69,6 @@ class YuNetDetector:
         threads: int | None = None,  # ONNX Runtime threads; None: OpenCV's thread count
     ):
         import cv2
-        import onnxruntime as ort
 
         self.options = options
         self.model_path = verified_model_file("yunet", model_path, models_dir)
@@ -92,19 +92,9 @@ class YuNetDetector:
         t = options.score_threshold
         self.threshold = self.default_threshold if t is None else t
         self.top_k = top_k
-        session_options = ort.SessionOptions()
-        session_options.log_severity_level = 3  # the file declares 640x640 outputs; sizes vary
         # OpenCV's thread count when the detector is built, as when OpenCV ran it (a Pipeline
         # asks for 1: it detects beside classification, each on its own core).
-        session_options.intra_op_num_threads = threads or max(1, cv2.getNumThreads())
-        session_options.inter_op_num_threads = 1
-        # Idle pool threads sleep instead of spinning: with two threads, spinning doubled the CPU
-        # time per photo (5.3 vs 2.6 ms on a loaded 2-core machine) that decoding and the
-        # classifiers need.
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            any_input_size(self.model_path.read_bytes()), session_options,
-            providers=["CPUExecutionProvider"])
+        self._session = shared_session(self.model_path, threads or max(1, cv2.getNumThreads()))
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps")
                          for stride in STRIDES]
 
@@ -192,6 +182,34 @@ class YuNetDetector:
                 rows.append(raw)
         raw = np.concatenate(rows) if rows else np.zeros((0, 15))
         return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
+
+
+_sessions: dict[tuple[str, int], object] = {}
+_sessions_lock = threading.Lock()
+
+
+def shared_session(model_path, threads: int):
+    """One ONNX Runtime session per model file and thread count, shared by every detector
+    (thresholds and face limits act after the network; a session runs from several threads
+    at once). Each session keeps a memory arena as large as the largest picture or tile it
+    has run, so a server building a detector per thread and option set held one per pair."""
+    import onnxruntime as ort
+
+    key = (str(model_path), threads)
+    with _sessions_lock:
+        if key not in _sessions:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3  # the file declares 640x640 outputs; sizes vary
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # Idle pool threads sleep instead of spinning: with two threads, spinning doubled
+            # the CPU time per photo (5.3 vs 2.6 ms on a loaded 2-core machine) that decoding
+            # and the classifiers need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            _sessions[key] = ort.InferenceSession(
+                any_input_size(model_path.read_bytes()), options,
+                providers=["CPUExecutionProvider"])
+        return _sessions[key]
 
 
 def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
