@@ -16,7 +16,7 @@ second round shows whether memory keeps growing or has settled. Each kind names 
 it may get; a status outside them counts as unexpected. Good requests: a 640x480 one-face
 photo (GENKI file0001, as benchmarks/serve_load.py makes it), raw, annotated or as a batch of
 4. Hostile: random bytes as JPEG, a truncated JPEG, a PNG header announcing 60,000 x 60,000
-pixels, a body over --max-upload-mb, 17 files in a batch, a 4000x4000 flat PNG, 1100x1100
+pixels, a body over --max-upload-mb, 17 files in a batch, a 2000x2000 flat PNG, 1100x1100
 noise at the lowest threshold and 100,000 faces allowed, bad options, an empty body, forms
 without a file, unknown paths and methods. The client shares the machine's cores with the
 server. Prints tables; writes JSON (default benchmarks/results/serve_soak.json) and exits 1 on
@@ -114,9 +114,10 @@ def make_kinds(photo: bytes, max_upload_mb: float) -> list[Kind]:
              frozenset({413})),
         Kind("body over the limit", 3, post(b"\xff\xd8\xff" + bytes(over)), frozenset({413})),
         Kind("17 files in a batch", 3, batch([photo] * 17), frozenset({413})),
-        Kind("4000x4000 flat PNG", 2, post(flat_png(4000), {"Content-Type": "image/png"}),
+        # YuNet's fine view takes seconds on these two (2000x2000: 36 MP seen in tiles)
+        Kind("2000x2000 flat PNG", 1, post(flat_png(2000), {"Content-Type": "image/png"}),
              good),
-        Kind("noise, lowest threshold", 2, post(noise, {"Content-Type": "image/png"},
+        Kind("noise, lowest threshold", 1, post(noise, {"Content-Type": "image/png"},
                                                 "?threshold=0.05&max_faces=100000"), good),
         Kind("threshold 0", 4, post(photo, query="?threshold=0"), frozenset({422})),
         Kind("unknown attribute", 3, post(photo, query="?attributes=age"), frozenset({422})),

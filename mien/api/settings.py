@@ -25,9 +25,9 @@ class Settings:
     max_upload_bytes: int = 16 * MIB
     max_pixels: int = 50_000_000
     max_batch_images: int = 16
-    # Decoded pixels all workers may hold at once (a worker holds one image at a time; an
-    # image costs ~7 bytes a pixel while it is decoded, plus YuNet's tiles, ~0.2 GB a worker);
-    # a worker waits for its image's share. None: two images of max_pixels.
+    # Decoded pixels all workers may hold at once; a worker waits for its image's share. A
+    # worker holds one image at a time: 7 bytes a pixel while it is decoded (Pillow's 4 and the
+    # array's 3), then the array and YuNet's tiles. None: two images of max_pixels.
     pixel_budget: int | None = None
     # Pixels of all the images of one request (-> 413 before any work): YuNet's fine view
     # takes seconds per 10 MP, so more could not finish within timeout_s anyway.

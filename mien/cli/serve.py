@@ -29,8 +29,9 @@ def serve_command(
     max_pixels: Annotated[int, typer.Option(
         min=1, help="Largest image, width x height (decompression bombs get 413).")] = 50_000_000,
     pixel_budget: Annotated[int | None, typer.Option(
-        min=1, help="Decoded pixels all workers may hold at once (~7 bytes each); a worker "
-                    "waits for its image's share [default: 2 x --max-pixels].")] = None,
+        min=1, help="Decoded pixels all workers may hold at once (7 bytes each while "
+                    "decoded); a worker waits for its image's share [default: 2 x "
+                    "--max-pixels].")] = None,
     max_request_pixels: Annotated[int | None, typer.Option(
         min=1, help="Pixels of all the images of one request (more gets 413) [default: 4 x "
                     "--max-pixels].")] = None,

@@ -111,45 +111,45 @@ class YuNetDetector:
         return [whole, fine] if fine > 1.25 * whole else [whole]
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        import cv2
 
         image = check_image(image)
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        # Kept RGB: each view swaps to YuNet's BGR as it fills its input, so no whole BGR copy
+        # of the photo is made (a swap commutes with the per-channel resizes).
         whole, *fine = self.scales(*image.shape[:2])
-        found = [self._detect_at(bgr, whole)]
+        found = [self._detect_at(image, whole)]
         # The fine view must hold whole every face the whole view may miss: up to 30 px there.
-        found += [self._detect_tiled(bgr, s, overlap=round(30 * s / whole)) for s in fine]
+        found += [self._detect_tiled(image, s, overlap=round(30 * s / whole)) for s in fine]
         raw = np.concatenate(found)
         boxes = np.c_[raw[:, 0], raw[:, 1], raw[:, 0] + raw[:, 2], raw[:, 1] + raw[:, 3]]
         points = raw[:, 4:14].reshape(-1, 5, 2)
         return to_faces(boxes, raw[:, 14], points, self.options, self.threshold, image.shape)
 
-    def _detect_at(self, bgr: np.ndarray, scale: float) -> np.ndarray:
-        """YuNet's rows (x, y, w, h, 5 landmarks, score) for `bgr` seen at `scale`, in the
+    def _detect_at(self, rgb: np.ndarray, scale: float) -> np.ndarray:
+        """YuNet's rows (x, y, w, h, 5 landmarks, score) for `rgb` seen at `scale`, in the
         photo's own pixels."""
         import cv2
 
-        h, w = bgr.shape[:2]
+        h, w = rgb.shape[:2]
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         if (sw, sh) != (w, h):
             shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            bgr = cv2.resize(bgr, (sw, sh), interpolation=shrink)
+            rgb = cv2.resize(rgb, (sw, sh), interpolation=shrink)
         pw, ph = -(-sw // STRIDES[-1]) * STRIDES[-1], -(-sh // STRIDES[-1]) * STRIDES[-1]
         blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :sh, :sw] = bgr.transpose(2, 0, 1)
+        blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)[::-1]  # RGB -> BGR
         outputs = self._session.run(self._outputs, {"input": blob})
         raw = decode(outputs, pw, self.threshold, self.options.nms_iou, self.top_k)
         # Back to the photo's pixels with the exact per-axis ratios of the resize.
         return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
 
-    def _detect_tiled(self, bgr: np.ndarray, scale: float, overlap: int) -> np.ndarray:
-        """`_detect_at(bgr, scale)` in overlapping tiles of at most `self.tile` px of the scaled
+    def _detect_tiled(self, rgb: np.ndarray, scale: float, overlap: int) -> np.ndarray:
+        """`_detect_at(rgb, scale)` in overlapping tiles of at most `self.tile` px of the scaled
         picture, each cut from the photo and scaled on its own, so the scaled photo is never held
         whole. A box touching a tile's inner edge is dropped: the tile beside it holds that face
         whole, as long as it is `overlap` px (of the scaled picture) or smaller."""
         import cv2
 
-        h, w = bgr.shape[:2]
+        h, w = rgb.shape[:2]
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         overlap = min(overlap, self.tile // 2)
         rows = []
@@ -160,7 +160,7 @@ class YuNetDetector:
                 px0, py0 = max(0, int(x0 / scale) - 1), max(0, int(y0 / scale) - 1)
                 px1 = min(w, int(np.ceil(x1 / scale)) + 1)
                 py1 = min(h, int(np.ceil(y1 / scale)) + 1)
-                part = cv2.resize(bgr[py0:py1, px0:px1],
+                part = cv2.resize(rgb[py0:py1, px0:px1],
                                   (round((px1 - px0) * scale), round((py1 - py0) * scale)),
                                   interpolation=cv2.INTER_LINEAR)
                 # The tile's window of that scaled piece, in the scaled picture's pixels

@@ -36,7 +36,7 @@ def test_same_rows_as_opencv_on_group_photos_and_portraits(voc, genki):
     for rgb in photos:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         for scale in (*detector.scales(*rgb.shape[:2]), 0.5, 1.7):
-            ours, theirs = detector._detect_at(bgr, scale), _opencv_rows(detector, bgr, scale)
+            ours, theirs = detector._detect_at(rgb, scale), _opencv_rows(detector, bgr, scale)
             assert ours.shape == theirs.shape
             np.testing.assert_allclose(ours, theirs, atol=1e-3)  # float32 vs float64 sums
             found += len(ours)
