@@ -36,8 +36,11 @@ Status = Literal["ok", "small", "no_face", "error"]  # small: a face too small t
 # (benchmarks/small_faces.py, benchmarks/results/small_faces.json).
 MIN_JUDGED_FACE = 16
 # Most faces per classifier call, and between two looks at the deadline while cropping or
-# classifying: bounds a call's memory and how late work stops.
-CHUNK_FACES = 256
+# classifying. ONNX Runtime keeps each session's memory arena as large as its largest call,
+# so a photo with hundreds of boxes left the classifiers holding several times more at 256 a
+# call than at 32; a face costs the same at batch 8 and 32
+# (benchmarks/results/serve_load.json, classifier_batching_ms_per_face).
+CHUNK_FACES = 32
 
 
 class Classifier(Protocol):
