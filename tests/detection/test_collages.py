@@ -9,6 +9,8 @@ from mien.data.io import read_image
 from mien.detection import create_detector
 from mien.detection.evaluate import (
     evaluate_detector,
+    match_boxes,
+    other_face_detections,
     read_genki_szsl,
     read_imglab,
     write_collages,
@@ -93,3 +95,13 @@ def test_fine_view_scales():
 def test_bad_fine_view_options_are_one_line_errors(options):
     with pytest.raises(MienError, match="fine_scale|tile"):
         create_detector("yunet", **options)
+
+
+def test_detections_on_labelled_other_faces_count_neither_way():
+    truth = [Box(0, 0, 10, 10)]
+    other = [Box(50, 50, 70, 70)]
+    found = [Box(0, 0, 10, 11), Box(51, 50, 70, 71), Box(100, 100, 110, 110)]
+    assert match_boxes(truth, found) == (1, 2)
+    assert match_boxes(truth, found, ignore=other) == (1, 1)
+    assert other_face_detections(truth, found, 0.4, other) == 1
+    assert other_face_detections(truth, found[:1], 0.4, other) == 0
