@@ -125,6 +125,40 @@ def framing_of(classifier) -> Framing:
     return getattr(classifier, "framing", None) or Framing()
 
 
+def classify(
+    attributes: Mapping[str, Classifier], framings: Mapping[str, Framing],
+    crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray],
+    min_confidence: float | None = None,
+) -> list[dict[str, Prediction]]:
+    """Every attribute for each face, one batched call per classifier: `Pipeline.classify`, for
+    classifiers held without a detector (a worker that only classifies). `framings`: how each
+    attribute's faces are cut; `crops`: the faces per framing, or one list every attribute
+    reads."""
+    if isinstance(crops, Mapping):
+        n = len(next(iter(crops.values()), ()))
+    else:
+        n, crops = len(crops), {framing: crops for framing in framings.values()}
+    out: list[dict[str, Prediction]] = [{} for _ in range(n)]
+    if not n:
+        return out
+    for name, classifier in attributes.items():
+        probs = np.asarray(classifier.predict_proba(list(crops[framings[name]])), np.float64)
+        labels = tuple(classifier.labels)
+        if probs.shape != (n, len(labels)):
+            raise MienError(
+                f"classifier {name!r} returned shape {probs.shape} for {n} faces "
+                f"and {len(labels)} labels; check the model file"
+            )
+        best = probs.argmax(axis=1)
+        for i, row in enumerate(probs):
+            out[i][name] = judge(Prediction(
+                labels[best[i]],
+                float(row[best[i]]),
+                {k: float(p) for k, p in zip(labels, row, strict=True)},
+            ), min_confidence)
+    return out
+
+
 def _joined(parts: Iterable[Mapping[Framing, list[np.ndarray]]]) -> dict[Framing, list]:
     """Crops of several pictures, per framing, in picture order."""
     out: dict[Framing, list[np.ndarray]] = {}
@@ -256,30 +290,8 @@ class Pipeline:
     ) -> list[dict[str, Prediction]]:
         """Every attribute for each face, one batched call per classifier. `crops`: the faces
         per framing, as `crops` cuts them, or one list of crops that every attribute reads."""
-        if isinstance(crops, Mapping):
-            n = len(next(iter(crops.values()), ()))
-        else:
-            n, crops = len(crops), {framing: crops for framing in self.framings.values()}
-        out: list[dict[str, Prediction]] = [{} for _ in range(n)]
-        if not n:
-            return out
         start = time.perf_counter()
-        for name, classifier in self.attributes.items():
-            probs = np.asarray(classifier.predict_proba(list(crops[self.framings[name]])),
-                               np.float64)
-            labels = tuple(classifier.labels)
-            if probs.shape != (n, len(labels)):
-                raise MienError(
-                    f"classifier {name!r} returned shape {probs.shape} for {n} faces "
-                    f"and {len(labels)} labels; check the model file"
-                )
-            best = probs.argmax(axis=1)
-            for i, row in enumerate(probs):
-                out[i][name] = judge(Prediction(
-                    labels[best[i]],
-                    float(row[best[i]]),
-                    {k: float(p) for k, p in zip(labels, row, strict=True)},
-                ), self.min_confidence)
+        out = classify(self.attributes, self.framings, crops, self.min_confidence)
         self.stats.classify_s += time.perf_counter() - start
         return out
 
@@ -394,36 +406,44 @@ class Pipeline:
                 yield frame, faces, self.crops(frame.image, faces)
 
     def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
-        detector = getattr(self.detector, "name", type(self.detector).__name__)
         crops = _joined(cs for _, _, cs in pending)
         predictions = iter(self._predict(crops, sum(len(f) for _, f, _ in pending)))
         for frame, faces, _ in pending:
-            self.stats.frames += 1
             if frame.image is None:
-                self.stats.errors += 1
-                yield (
-                    frame,
-                    [Row(frame.source, frame.index, frame.timestamp, "error", message=frame.error)],
-                )
+                yield frame, [self.error_row(frame)]
                 continue
-            ids: list[int | None] = [None] * len(faces)
-            if frame.stream:
-                tracker = trackers.setdefault(frame.source, IoUTracker(self.track_iou))
-                ids = tracker.update([f.box for f in faces])
-            rows = []
-            for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
-                attrs = next(predictions)
-                if self.smoothing and track_id is not None:
-                    smoother = smoothers.setdefault(
-                        frame.source, ProbabilitySmoother(self.smoothing)
-                    )
-                    attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
-                             for k, p in attrs.items()}
-                face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
-                rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face,
-                                detector=detector))
-            self.stats.faces += len(faces)
-            if not rows:
-                rows = [Row(frame.source, frame.index, frame.timestamp, "no_face",
+            faces = [dataclasses.replace(f, attributes=next(predictions)) for f in faces]
+            yield frame, self.frame_rows(frame, faces, trackers, smoothers)
+
+    def error_row(self, frame: Frame) -> Row:
+        """The row of a frame that could not be read."""
+        self.stats.frames += 1
+        self.stats.errors += 1
+        return Row(frame.source, frame.index, frame.timestamp, "error", message=frame.error)
+
+    def frame_rows(self, frame: Frame, faces: Sequence[Face],
+                   trackers: dict[str, IoUTracker], smoothers: dict[str, ProbabilitySmoother],
+                   detector: str | None = None) -> list[Row]:
+        """The rows of a decoded frame whose `faces` carry their attributes: one per face, with
+        track ids and smoothed answers for a stream's frames (`trackers` and `smoothers` hold
+        each source's state, so frames must come in order), else one `no_face` row.
+        `detector`: the name the rows give (default: this pipeline's detector)."""
+        detector = detector or getattr(self.detector, "name", type(self.detector).__name__)
+        self.stats.frames += 1
+        ids: list[int | None] = [None] * len(faces)
+        if frame.stream:
+            tracker = trackers.setdefault(frame.source, IoUTracker(self.track_iou))
+            ids = tracker.update([f.box for f in faces])
+        rows = []
+        for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
+            attrs = face.attributes
+            if self.smoothing and track_id is not None:
+                smoother = smoothers.setdefault(frame.source, ProbabilitySmoother(self.smoothing))
+                attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
+                         for k, p in attrs.items()}
+            face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
+            rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face,
+                            detector=detector))
+        self.stats.faces += len(faces)
+        return rows or [Row(frame.source, frame.index, frame.timestamp, "no_face",
                             detector=detector)]
-            yield frame, rows
