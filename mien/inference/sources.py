@@ -140,16 +140,22 @@ def iter_frames(
     if fps is not None and fps <= 0:
         raise MienError(f"--fps {fps}: use a positive number of frames per second")
     for source in expand_inputs(inputs, glob):
-        if source == STDIN:
-            yield _read_stdin()
-        elif source.startswith("camera:"):
-            yield from _camera_frames(source, every, fps, max_frames)
-        elif is_video_path(source) and is_uri(source):
-            yield from _uri_video_frames(source, every=every, fps=fps, max_frames=max_frames)
-        elif is_video_path(source):
-            yield from video_frames(source, every=every, fps=fps, max_frames=max_frames)
-        else:
-            yield image_frame(source)
+        yield from source_frames(source, every=every, fps=fps, max_frames=max_frames)
+
+
+def source_frames(source: str, *, every: int = 1, fps: float | None = None,
+                  max_frames: int | None = None) -> Iterator[Frame]:
+    """The frames of one input as `expand_inputs` gives it (a file, URI, "-" or camera)."""
+    if source == STDIN:
+        yield _read_stdin()
+    elif source.startswith("camera:"):
+        yield from _camera_frames(source, every, fps, max_frames)
+    elif is_video_path(source) and is_uri(source):
+        yield from _uri_video_frames(source, every=every, fps=fps, max_frames=max_frames)
+    elif is_video_path(source):
+        yield from video_frames(source, every=every, fps=fps, max_frames=max_frames)
+    else:
+        yield image_frame(source)
 
 
 def expected_frames(
