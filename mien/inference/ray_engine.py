@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,6 +44,7 @@ from mien.inference.sources import (
     video_ranges,
 )
 from mien.inference.writers import RowWriter
+from mien.types import Face
 
 PLAN_FILE = "_plan.json"
 NO_PIXELS = np.zeros((0, 0, 3), np.uint8)  # the image of an error frame, the crop of no face
@@ -231,6 +233,11 @@ def _columns(names: Iterable[str]) -> dict[str, list]:
     return {name: [] for name in names}
 
 
+def _text(value) -> str | None:
+    """A string column's value; a column of nothing but None can arrive as NaN."""
+    return str(value) if isinstance(value, str) else None
+
+
 class Detect:
     """Ray actor: frames -> one row per face (or one per frame without a face), with the face
     cut once per framing the classifiers need; the pixels of the frame stop here."""
@@ -245,7 +252,7 @@ class Detect:
         crops = [f"crop{k}" for k in range(len(self.framings))]
         out = _columns(FRAME_COLUMNS + ("detector", "face", *crops))
         for i in range(len(batch["seq"])):
-            image, readable = batch["image"][i], batch["error"][i] is None
+            image, readable = batch["image"][i], _text(batch["error"][i]) is None
             faces = self.pipeline.detect(image) if readable else []
             cut = [self.pipeline.crop(image, faces, fr) for fr in self.framings]
             for j in range(max(1, len(faces))):
@@ -270,7 +277,7 @@ class Classify:
 
     def __call__(self, batch: dict) -> dict:
         faces = list(batch["face"])
-        found = [i for i, f in enumerate(faces) if f is not None]
+        found = [i for i, f in enumerate(faces) if isinstance(f, Face)]
         crops = {fr: [batch[col][i] for i in found] for fr, col in self.column.items()}
         if self.attributes:
             predictions = classify(self.attributes, self.framings, crops, self.min_confidence)
@@ -287,7 +294,7 @@ def _frames(batches: Iterable[dict]) -> Iterator[tuple[int, Frame, str | None, l
     key = current = None
     for batch in batches:
         for i in range(len(batch["seq"])):
-            error = batch["error"][i]
+            error = _text(batch["error"][i])
             here = (int(batch["seq"][i]), int(batch["frame"][i]), error is None)
             if here != key:
                 if current is not None:
@@ -297,9 +304,9 @@ def _frames(batches: Iterable[dict]) -> Iterator[tuple[int, Frame, str | None, l
                     timestamp = None if math.isnan(timestamp) else float(timestamp)
                 frame = Frame(str(batch["source"][i]), int(batch["frame"][i]), timestamp,
                               error=error, stream=bool(batch["stream"][i]))
-                current = (int(batch["shard"][i]), frame, batch["detector"][i], [])
+                current = (int(batch["shard"][i]), frame, _text(batch["detector"][i]), [])
                 key = here
-            if batch["face"][i] is not None:
+            if isinstance(batch["face"][i], Face):
                 current[3].append(batch["face"][i])
     if current is not None:
         yield current
@@ -311,10 +318,10 @@ def connect(options: RayOptions) -> bool:
     ray = require("ray", "ray")
     if ray.is_initialized():
         return False
-    import logging
-
-    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                  configure_logging=True)
+    # Failures reach the command as exceptions; Ray's own notes (token files, actor restarts)
+    # would bury its one-line summary.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     try:
         if options.address:
             ray.init(address=options.address, **kwargs)
@@ -326,6 +333,27 @@ def connect(options: RayOptions) -> bool:
                         "`ray status` on the head node, or drop --address to start one here"
                         ) from exc
     return True
+
+
+def _worker_error(exc: BaseException) -> MienError:
+    """The first cause of a Ray failure that is not Ray's own, as one line."""
+    import ray.exceptions
+
+    root: BaseException = exc
+    while True:
+        cause = getattr(root, "cause", None) or root.__cause__
+        if cause is None or cause is root:
+            break
+        root = cause
+    if isinstance(root, MienError):
+        return root
+    if isinstance(root, ray.exceptions.RayError):
+        lines = [ln for ln in str(root).splitlines() if ln.strip()]
+        return MienError(f"Ray failed: {lines[-1] if lines else type(root).__name__}; "
+                         "check the cluster (`ray status`) and run the command again")
+    first = (str(root).strip().splitlines() or [""])[0]
+    return MienError(f"a Ray worker failed ({type(root).__name__}: {first}); the shards written "
+                     "so far are kept: fix the cause and run the same command again")
 
 
 def _pool_sizes(options: RayOptions) -> tuple[int, int]:
@@ -360,6 +388,10 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
     wanted = set(todo)
     items = [dataclasses.asdict(i) for i in plan.items if i.shard in wanted]
     started = connect(options)
+    # A worker's failure reaches the command as one MienError line (`_worker_error`), not as
+    # Ray Data's log lines and stack traces.
+    level = logging.getLogger("ray.data").level
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
     try:
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows in input order: tracks, shards
@@ -376,17 +408,22 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
                                                                       // 8)))
             .map_batches(_decode, batch_size=4, num_cpus=options.cpus_per_actor,
                          fn_kwargs=dict(every=every, fps=fps, max_frames=max_frames))
-            .map_batches(Detect, batch_size=FRAMES_PER_DECODE_BATCH, concurrency=detect_actors,
+            .map_batches(Detect, batch_size=FRAMES_PER_DECODE_BATCH,
+                         compute=ray.data.ActorPoolStrategy(size=detect_actors),
                          num_cpus=options.cpus_per_actor,
                          fn_constructor_args=(detector, detector_options, landmarks, distinct))
-            .map_batches(Classify, batch_size=pipeline.batch_size, concurrency=classify_actors,
+            .map_batches(Classify, batch_size=pipeline.batch_size,
+                         compute=ray.data.ActorPoolStrategy(size=classify_actors),
                          num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor or None,
                          fn_constructor_args=(specs, dict(pipeline.framings), distinct,
                                               pipeline.min_confidence))
         )
         counts = _write(dataset.iter_batches(batch_size=None, batch_format="numpy"), out, plan,
                         pipeline, counts, progress)
+    except ray.exceptions.RayError as exc:
+        raise _worker_error(exc) from None
     finally:
+        logging.getLogger("ray.data").setLevel(level)
         if started:
             ray.shutdown()
     missing = [s for s in todo if not shard_path(out, s).exists()]

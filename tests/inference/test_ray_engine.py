@@ -1,0 +1,168 @@
+"""`mien analyze --engine ray` on a local Ray instance (2 CPUs, started once for the module):
+the same rows as the local engine, shards skipped on rerun, inputs from a Parquet table and
+file:// URIs, and bad inputs answered in one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mien.cli.main import main
+
+pd = pytest.importorskip("pandas")
+pytest.importorskip("pyarrow")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def folder(tmp_path, two_faces, group_photo, face_video):
+    """Two photos with faces, one without, one unreadable and a 36-frame video."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    shutil.copy(two_faces, folder / "a_two.jpg")
+    shutil.copy(group_photo, folder / "b_three.jpg")
+    Image.fromarray(np.full((90, 120, 3), 30, np.uint8)).save(folder / "c_blank.png")
+    (folder / "d_broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    shutil.copy(face_video, folder / "e_clip.avi")
+    return folder
+
+
+def run_cli(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    captured = capsys.readouterr()
+    return exc.value.code, captured.err
+
+
+# Small shards and video ranges, so 5 inputs make 3 shards and the video spreads over 4 tasks;
+# smoothing, so track state must carry across the ranges as it does in one pass.
+RAY = ["--engine", "ray", "--shard-frames", "2", "--range-frames", "10", "--smooth", "0.5"]
+
+
+def local_rows(inputs, tmp_path, capsys, *options):
+    out = tmp_path / "local"
+    code, err = run_cli(["analyze", *map(str, inputs), "--out", str(out), "--format", "parquet",
+                         *options], capsys)
+    return code, pd.read_parquet(out / "faces.parquet")
+
+
+def test_same_rows_as_the_local_engine_and_a_rerun_skips_written_shards(
+        local_ray, folder, tmp_path, capsys):
+    code, expected = local_rows([folder], tmp_path, capsys, "--smooth", "0.5")
+    assert code == 1  # d_broken.jpg
+    out = tmp_path / "ray"
+    code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY], capsys)
+    assert code == 1 and "1 input(s) could not be read" in err, err
+    assert "3 shards written, 0 already there (3 in all)" in err, err
+    shards = sorted((out / "faces").glob("part-*.parquet"))
+    assert len(shards) == 3
+    rows = pd.read_parquet(out / "faces")
+    pd.testing.assert_frame_equal(rows, expected)
+    assert (rows.status == "ok").sum() >= 5 + 36 and rows.track_id.notna().sum() >= 36
+
+    # A crash after two shards: the rerun computes only the missing one, and still says exit 1
+    # for the unreadable photo in a shard it skipped.
+    before = {p.name: p.stat().st_mtime_ns for p in shards}
+    shards[1].unlink()
+    code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY], capsys)
+    assert code == 1, err
+    assert "1 shards written, 2 already there (3 in all)" in err, err
+    for p in (shards[0], shards[2]):
+        assert p.stat().st_mtime_ns == before[p.name]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
+
+    # Other options make other rows: that folder is refused, not mixed in.
+    code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY[:-2]], capsys)
+    assert code == 2 and err.count("\n") == 1 and "holds the shards of another run" in err, err
+
+
+def test_an_interrupted_run_keeps_whole_shards_only(local_ray, folder, tmp_path):
+    from mien.inference.pipeline import Pipeline
+    from mien.inference.ray_engine import RayOptions, plan_shards, run_shards
+
+    options = RayOptions(shard_frames=2, range_frames=10)
+    plan = plan_shards([str(folder)], options=options)
+    assert plan.shards == 3 and len(plan.items) == 4 + 4  # 4 photos, the video in 4 ranges
+    pipeline = Pipeline("haar", [])
+    seen = []
+
+    def stop_in_the_video(frames):
+        seen.append(frames)
+        if len(seen) == 10:  # the 4 photos, then 6 frames of the video's shard
+            raise KeyboardInterrupt
+
+    out = tmp_path / "faces"
+    work = dict(detector="haar", detector_options={}, landmarks=None, options=options)
+    with pytest.raises(KeyboardInterrupt):
+        run_shards(plan, out, pipeline, [], progress=stop_in_the_video, **work)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_plan.json", "part-00000.parquet", "part-00001.parquet"]  # no partial shard
+    counts = run_shards(plan, out, Pipeline("haar", []), [], **work)
+    assert (counts.shards_written, counts.shards_skipped, counts.frames) == (1, 2, 36)
+
+
+def test_a_parquet_table_of_paths_and_file_uris(local_ray, folder, tmp_path, capsys):
+    photos = sorted(str(p) for p in folder.glob("*.jpg"))
+    table = tmp_path / "inputs.parquet"
+    pd.DataFrame({"id": range(len(photos)), "file": photos}).to_parquet(table)
+    _, expected = local_rows(photos, tmp_path, capsys, "--attributes", "smile")
+    out = tmp_path / "from_table"
+    code, err = run_cli(["analyze", str(table), "--path-column", "file", "--out", str(out),
+                         "--attributes", "smile", *RAY], capsys)
+    assert code == 1, err  # d_broken.jpg
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
+
+    code, err = run_cli(["analyze", str(table), "--out", str(tmp_path / "x"), *RAY], capsys)
+    assert code == 2 and err == (f"error: {table}: no column 'path' (it has id, file); pass "
+                                 "--path-column NAME\n")
+
+    uri = f"file://{folder}"
+    _, expected = local_rows([uri], tmp_path, capsys, "--attributes", "smile", "--glob", "*.jpg")
+    assert expected.source.str.startswith("file://").all() and len(expected) >= 5
+    out = tmp_path / "from_uri"
+    code, err = run_cli(["analyze", uri, "--glob", "*.jpg", "--out", str(out), "--attributes",
+                         "smile", *RAY], capsys)
+    assert code == 1, err
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
+
+
+def test_bad_inputs_get_error_rows_or_one_line(local_ray, tmp_path, capsys):
+    missing = tmp_path / "nowhere.jpg"
+    out = tmp_path / "out"
+    code, err = run_cli(["analyze", str(missing), "--out", str(out), "--engine", "ray"], capsys)
+    assert code == 1, err
+    (row,) = pd.read_parquet(out / "faces").to_dict("records")
+    assert row["status"] == "error" and row["message"] == f"{missing}: file not found; check the path"
+
+    for argv, message in [
+        ([str(missing), "--engine", "ray"], "--engine ray writes Parquet shards: add --out DIR"),
+        (["-", "--engine", "ray", "--out", str(out)], "-: the ray engine reads files and URIs"),
+        ([str(missing), "--engine", "ray", "--out", str(out), "--format", "csv"],
+         "--engine ray writes Parquet shards, not csv"),
+        ([str(missing), "--engine", "spark", "--out", str(out)], "--engine 'spark': use local"),
+        ([str(tmp_path / "none.parquet"), "--engine", "ray", "--out", str(tmp_path / "o2")],
+         "none.parquet: file not found"),
+    ]:
+        code, err = run_cli(["analyze", *argv], capsys)
+        assert code == 2 and err.startswith("error: ") and message in err, err
+        assert err.count("\n") == 1, err
+
+
+def test_the_engine_is_not_imported_without_being_asked_for():
+    import subprocess
+    import sys
+
+    check = ("import sys, mien, mien.cli.main, mien.inference; "
+             "assert 'ray' not in sys.modules and 'mien.inference.ray_engine' not in sys.modules")
+    subprocess.run([sys.executable, "-c", check], check=True, env={**os.environ})
