@@ -418,8 +418,11 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
                          fn_constructor_args=(specs, dict(pipeline.framings), distinct,
                                               pipeline.min_confidence))
         )
-        counts = _write(dataset.iter_batches(batch_size=None, batch_format="numpy"), out, plan,
-                        pipeline, counts, progress)
+        batches = iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))
+        try:
+            counts = _write(batches, out, plan, pipeline, counts, progress)
+        finally:  # stops the stages and frees their actors now, not when collected
+            getattr(batches, "close", lambda: None)()
     except ray.exceptions.RayError as exc:
         raise _worker_error(exc) from None
     finally:

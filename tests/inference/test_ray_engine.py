@@ -143,7 +143,8 @@ def test_bad_inputs_get_error_rows_or_one_line(local_ray, tmp_path, capsys):
     code, err = run_cli(["analyze", str(missing), "--out", str(out), "--engine", "ray"], capsys)
     assert code == 1, err
     (row,) = pd.read_parquet(out / "faces").to_dict("records")
-    assert row["status"] == "error" and row["message"] == f"{missing}: file not found; check the path"
+    assert row["status"] == "error"
+    assert row["message"] == f"{missing}: file not found; check the path"
 
     for argv, message in [
         ([str(missing), "--engine", "ray"], "--engine ray writes Parquet shards: add --out DIR"),
