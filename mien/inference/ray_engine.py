@@ -326,9 +326,16 @@ def connect(options: RayOptions) -> bool:
         if options.address:
             ray.init(address=options.address, **kwargs)
         else:
-            ray.init(num_cpus=options.num_cpus, **kwargs)
+            ray.init(address="local", num_cpus=options.num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {options.address}" if options.address else "a local Ray"
+        chain, cause = [], exc
+        while cause is not None and len(chain) < 8:
+            chain.append(str(cause))
+            cause = cause.__cause__ or cause.__context__
+        if any("InvalidAuthToken" in text for text in chain):
+            raise MienError(f"{where} wants its auth token: set RAY_AUTH_MODE=token here, and "
+                            "RAY_AUTH_TOKEN or ~/.ray/auth_token as on its head node") from exc
         raise MienError(f"cannot start or reach {where} ({str(exc).splitlines()[0]}); check "
                         "`ray status` on the head node, or drop --address to start one here"
                         ) from exc

@@ -1,11 +1,18 @@
-"""`mien analyze --engine ray` on a local Ray instance (2 CPUs, started once for the module):
-the same rows as the local engine, shards skipped on rerun, inputs from a Parquet table and
-file:// URIs, and bad inputs answered in one line."""
+"""`mien analyze --engine ray` on a local Ray cluster (`ray start --head`, 2 CPUs, started once
+for the module; this process and one `mien analyze --address` subprocess connect to it): the
+same rows as the local engine, shards skipped on rerun, inputs from a Parquet table and file://
+URIs, and bad inputs answered in one line."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +22,51 @@ from mien.cli.main import main
 
 pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def local_ray():
+    """The address of a 2-CPU Ray head started here, with this process connected to it."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    port = _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    # Without token authentication (on by default for `ray start` since Ray 2.5x), which a
+    # client reads from its environment when Ray is imported; the cluster listens on loopback.
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--node-ip-address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    address = f"127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the head answers on its port once it is up
+            if head.poll() is not None:
+                pytest.fail(f"`ray start --head` exited with {head.returncode}")
+            if time.monotonic() > deadline:
+                pytest.fail("`ray start --head` did not come up in 120 s")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        ray.init(address=address, log_to_driver=False)
+        yield address
+    finally:
+        ray.shutdown()
+        head.send_signal(signal.SIGINT)  # --block stops the head's processes on SIGINT
+        head.wait(timeout=60)
+
+
+def _env() -> dict:
+    """This environment with this checkout first on the path and Ray's token auth off."""
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 @pytest.fixture
@@ -57,8 +101,7 @@ def local_rows(inputs, tmp_path, capsys, *options):
     return code, pd.read_parquet(out / "faces.parquet")
 
 
-def test_same_rows_as_the_local_engine_and_a_rerun_skips_written_shards(
-        local_ray, folder, tmp_path, capsys):
+def test_same_rows_as_the_local_engine(local_ray, folder, tmp_path, capsys):
     code, expected = local_rows([folder], tmp_path, capsys, "--smooth", "0.5")
     assert code == 1  # d_broken.jpg
     out = tmp_path / "ray"
@@ -71,23 +114,17 @@ def test_same_rows_as_the_local_engine_and_a_rerun_skips_written_shards(
     pd.testing.assert_frame_equal(rows, expected)
     assert (rows.status == "ok").sum() >= 5 + 36 and rows.track_id.notna().sum() >= 36
 
-    # A crash after two shards: the rerun computes only the missing one, and still says exit 1
-    # for the unreadable photo in a shard it skipped.
-    before = {p.name: p.stat().st_mtime_ns for p in shards}
-    shards[1].unlink()
+    # The same command again finds every shard written (and still exits 1 for d_broken.jpg).
     code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY], capsys)
-    assert code == 1, err
-    assert "1 shards written, 2 already there (3 in all)" in err, err
-    for p in (shards[0], shards[2]):
-        assert p.stat().st_mtime_ns == before[p.name]
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
+    assert code == 1 and "0 shards written, 3 already there (3 in all)" in err, err
 
     # Other options make other rows: that folder is refused, not mixed in.
     code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY[:-2]], capsys)
     assert code == 2 and err.count("\n") == 1 and "holds the shards of another run" in err, err
 
 
-def test_an_interrupted_run_keeps_whole_shards_only(local_ray, folder, tmp_path):
+def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
+        local_ray, folder, tmp_path, capsys):
     from mien.inference.pipeline import Pipeline
     from mien.inference.ray_engine import RayOptions, plan_shards, run_shards
 
@@ -102,14 +139,22 @@ def test_an_interrupted_run_keeps_whole_shards_only(local_ray, folder, tmp_path)
         if len(seen) == 10:  # the 4 photos, then 6 frames of the video's shard
             raise KeyboardInterrupt
 
-    out = tmp_path / "faces"
+    out = tmp_path / "ray" / "faces"
     work = dict(detector="haar", detector_options={}, landmarks=None, options=options)
     with pytest.raises(KeyboardInterrupt):
         run_shards(plan, out, pipeline, [], progress=stop_in_the_video, **work)
-    assert sorted(p.name for p in out.iterdir()) == [
+    kept = sorted(out.iterdir())
+    assert [p.name for p in kept] == [
         "_plan.json", "part-00000.parquet", "part-00001.parquet"]  # no partial shard
+    before = [p.stat().st_mtime_ns for p in kept]
+
+    # The rerun computes only the missing shard, and all of them hold the local engine's rows.
     counts = run_shards(plan, out, Pipeline("haar", []), [], **work)
     assert (counts.shards_written, counts.shards_skipped, counts.frames) == (1, 2, 36)
+    assert counts.errors == 1  # d_broken.jpg, in a shard written before
+    assert [p.stat().st_mtime_ns for p in kept] == before
+    _, expected = local_rows([folder], tmp_path, capsys, "--detector", "haar", "--attributes", "")
+    pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
 
 
 def test_a_parquet_table_of_paths_and_file_uris(local_ray, folder, tmp_path, capsys):
@@ -127,13 +172,17 @@ def test_a_parquet_table_of_paths_and_file_uris(local_ray, folder, tmp_path, cap
     assert code == 2 and err == (f"error: {table}: no column 'path' (it has id, file); pass "
                                  "--path-column NAME\n")
 
+    # file:// URIs, by a `mien analyze` of its own that connects to the cluster (--address)
     uri = f"file://{folder}"
     _, expected = local_rows([uri], tmp_path, capsys, "--attributes", "smile", "--glob", "*.jpg")
     assert expected.source.str.startswith("file://").all() and len(expected) >= 5
     out = tmp_path / "from_uri"
-    code, err = run_cli(["analyze", uri, "--glob", "*.jpg", "--out", str(out), "--attributes",
-                         "smile", *RAY], capsys)
-    assert code == 1, err
+    done = subprocess.run(
+        [sys.executable, "-m", "mien.cli.main", "analyze", uri, "--glob", "*.jpg", "--out",
+         str(out), "--attributes", "smile", "--address", local_ray, *RAY],
+        capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "2 shards written" in done.stderr, done.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
 
 
