@@ -364,11 +364,24 @@ def _worker_error(exc: BaseException) -> MienError:
 
 
 def _pool_sizes(options: RayOptions) -> tuple[int, int]:
+    """(detect actors, classify actors) that fit the cluster: fixed pools that do not fit
+    would wait for resources forever."""
     import ray
 
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1) // max(options.cpus_per_actor, 1e-3)))
-    detect = options.detect_actors or max(1, cpus // 2)
-    classify_ = options.classify_actors or max(1, cpus - detect)
+    have = ray.cluster_resources()
+    slots = int(have.get("CPU", 0) // options.cpus_per_actor)
+    detect = options.detect_actors or max(1, slots // 2)
+    classify_ = options.classify_actors or max(1, slots - detect)
+    if detect + classify_ > slots:
+        raise MienError(f"{detect} detector and {classify_} classifier actors need "
+                        f"{(detect + classify_) * options.cpus_per_actor:g} CPUs; the cluster has "
+                        f"{have.get('CPU', 0):g}: lower --detect-actors, --classify-actors or "
+                        "--cpus-per-actor")
+    gpus = classify_ * options.gpus_per_actor
+    if gpus > have.get("GPU", 0):
+        raise MienError(f"{classify_} classifier actors at --gpus-per-actor "
+                        f"{options.gpus_per_actor:g} need {gpus:g} GPUs; the cluster has "
+                        f"{have.get('GPU', 0):g}")
     return detect, classify_
 
 

@@ -1,7 +1,7 @@
 """`mien analyze --engine ray` on a local Ray cluster (`ray start --head`, 2 CPUs, started once
 for the module; this process and one `mien analyze --address` subprocess connect to it): the
 same rows as the local engine, shards skipped on rerun, inputs from a Parquet table and file://
-URIs, and bad inputs answered in one line."""
+URIs, unreadable inputs as error rows and bad options answered in one line."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
     from mien.inference.pipeline import Pipeline
     from mien.inference.ray_engine import RayOptions, plan_shards, run_shards
 
-    options = RayOptions(shard_frames=2, range_frames=10)
+    options = RayOptions(shard_frames=2, range_frames=10, memory_mb=256)
     plan = plan_shards([str(folder)], options=options)
     assert plan.shards == 3 and len(plan.items) == 4 + 4  # 4 photos, the video in 4 ranges
     pipeline = Pipeline("haar", [])
@@ -158,15 +158,18 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
 
 
 def test_a_parquet_table_of_paths_and_file_uris(local_ray, folder, tmp_path, capsys):
-    photos = sorted(str(p) for p in folder.glob("*.jpg"))
+    missing = tmp_path / "nowhere.jpg"
+    paths = [*sorted(str(p) for p in folder.glob("*.jpg")), str(missing)]
     table = tmp_path / "inputs.parquet"
-    pd.DataFrame({"id": range(len(photos)), "file": photos}).to_parquet(table)
-    _, expected = local_rows(photos, tmp_path, capsys, "--attributes", "smile")
+    pd.DataFrame({"id": range(len(paths)), "file": paths}).to_parquet(table)
+    _, expected = local_rows(paths, tmp_path, capsys, "--attributes", "smile")
     out = tmp_path / "from_table"
     code, err = run_cli(["analyze", str(table), "--path-column", "file", "--out", str(out),
                          "--attributes", "smile", *RAY], capsys)
-    assert code == 1, err  # d_broken.jpg
-    pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
+    assert code == 1 and "2 input(s) could not be read" in err, err  # d_broken.jpg, missing
+    rows = pd.read_parquet(out / "faces")
+    pd.testing.assert_frame_equal(rows, expected)
+    assert rows.message.iloc[-1] == f"{missing}: file not found; check the path"
 
     code, err = run_cli(["analyze", str(table), "--out", str(tmp_path / "x"), *RAY], capsys)
     assert code == 2 and err == (f"error: {table}: no column 'path' (it has id, file); pass "
@@ -186,15 +189,8 @@ def test_a_parquet_table_of_paths_and_file_uris(local_ray, folder, tmp_path, cap
     pd.testing.assert_frame_equal(pd.read_parquet(out / "faces"), expected)
 
 
-def test_bad_inputs_get_error_rows_or_one_line(local_ray, tmp_path, capsys):
-    missing = tmp_path / "nowhere.jpg"
-    out = tmp_path / "out"
-    code, err = run_cli(["analyze", str(missing), "--out", str(out), "--engine", "ray"], capsys)
-    assert code == 1, err
-    (row,) = pd.read_parquet(out / "faces").to_dict("records")
-    assert row["status"] == "error"
-    assert row["message"] == f"{missing}: file not found; check the path"
-
+def test_bad_options_and_tables_fail_with_one_line(local_ray, tmp_path, capsys):
+    missing, out = tmp_path / "nowhere.jpg", tmp_path / "out"
     for argv, message in [
         ([str(missing), "--engine", "ray"], "--engine ray writes Parquet shards: add --out DIR"),
         (["-", "--engine", "ray", "--out", str(out)], "-: the ray engine reads files and URIs"),
@@ -203,6 +199,8 @@ def test_bad_inputs_get_error_rows_or_one_line(local_ray, tmp_path, capsys):
         ([str(missing), "--engine", "spark", "--out", str(out)], "--engine 'spark': use local"),
         ([str(tmp_path / "none.parquet"), "--engine", "ray", "--out", str(tmp_path / "o2")],
          "none.parquet: file not found"),
+        ([str(missing), "--engine", "ray", "--out", str(tmp_path / "o3"), "--detect-actors",
+          "2"], "2 detector and 1 classifier actors need 3 CPUs; the cluster has 2"),
     ]:
         code, err = run_cli(["analyze", *argv], capsys)
         assert code == 2 and err.startswith("error: ") and message in err, err
