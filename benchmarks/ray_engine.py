@@ -11,7 +11,10 @@ ray: `mien analyze DIR --engine ray --out OUT`'s (plan_shards, run_shards) on a 
 this process with --cpus CPUs; "ray start" is ray.init alone, "ray run" the rest (actors
 started, models loaded in them, every shard written), so a long-lived cluster costs "ray run";
 the JSON also has when the first row came back (the actors' start-up within "ray run").
-Both write Parquet and their rows are compared. Passes alternate local and ray; medians are
+Both write Parquet and their rows are compared. On a shared machine wall time depends on the
+share of the cores each got (several Ray processes compete better for them than one), so CPU
+time per photo is measured too: this process's, plus for Ray every process under it (raylet,
+workers, actors) during the run. Passes alternate local and ray; medians are
 reported. Prints a table and writes JSON (default benchmarks/results/ray_engine.json).
 """
 
@@ -30,20 +33,41 @@ from _common import write_results  # noqa: E402  (benchmarks/ is sys.path[0])
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def local_pass(files: list[str], out: Path) -> float:
+def local_pass(files: list[str], out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds)."""
     from mien.inference.pipeline import Pipeline
     from mien.inference.writers import RowWriter
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     pipeline = Pipeline()
     with RowWriter(out, "parquet", pipeline.labels) as writer:
         for row in pipeline.run(files):
             writer.write(row)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def ray_pass(files: list[str], out: Path, cpus: int) -> tuple[float, float, float]:
-    """(seconds to start Ray, seconds for the rest, of which before the first row came back)."""
+def tree_cpu() -> dict[int, float]:
+    """CPU seconds of this process (key 0) and of each process under it (Ray's raylet, workers
+    and actors are): on a shared machine the work's cost, whatever share of the cores it got."""
+    import psutil
+
+    out = {0: time.process_time()}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+            out[child.pid] = t.user + t.system
+        except psutil.Error:  # ended meanwhile
+            pass
+    return out
+
+
+def cpu_since(before: dict[int, float]) -> float:
+    return sum(v - before.get(pid, 0.0) for pid, v in tree_cpu().items())
+
+
+def ray_pass(files: list[str], out: Path, cpus: int) -> tuple[float, float, float, float]:
+    """(seconds to start Ray, seconds for the rest, of which before the first row came back,
+    CPU seconds of the rest in this process and every Ray process)."""
     import ray
 
     from mien.inference.pipeline import Pipeline
@@ -52,7 +76,7 @@ def ray_pass(files: list[str], out: Path, cpus: int) -> tuple[float, float, floa
     options = RayOptions(num_cpus=cpus)
     start = time.perf_counter()
     connect(options)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), tree_cpu()
     first: list[float] = []
 
     def progress(frames: int) -> None:
@@ -65,9 +89,10 @@ def ray_pass(files: list[str], out: Path, cpus: int) -> tuple[float, float, floa
         run_shards(plan, out, pipeline, list(pipeline.attributes), detector=None,
                    detector_options={}, landmarks="detector", options=options,
                    progress=progress)
+        run_cpu = cpu_since(cpu)
     finally:
         ray.shutdown()
-    return started - start, time.perf_counter() - started, first[0]
+    return started - start, time.perf_counter() - started, first[0], run_cpu
 
 
 def main() -> None:
@@ -89,19 +114,22 @@ def main() -> None:
     files = list(expand_inputs([args.folder]))[: args.limit]
 
     load_before = os.getloadavg()
-    local_s, start_s, run_s, first_s = [], [], [], []
+    local_s, start_s, run_s, first_s, local_cpu, ray_cpu = [], [], [], [], [], []
     same = True
     for i in range(args.passes):
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             for engine in (("local", "ray") if i % 2 == 0 else ("ray", "local")):
                 if engine == "local":
-                    local_s.append(local_pass(files, tmp / "faces.parquet"))
+                    wall, cpu = local_pass(files, tmp / "faces.parquet")
+                    local_s.append(wall)
+                    local_cpu.append(cpu)
                 else:
-                    s, r, f = ray_pass(files, tmp / "faces", args.cpus)
+                    s, r, f, cpu = ray_pass(files, tmp / "faces", args.cpus)
                     start_s.append(s)
                     run_s.append(r)
                     first_s.append(f)
+                    ray_cpu.append(cpu)
                 print(f"  pass {i + 1}: {engine} done", file=sys.stderr)
             local = pd.read_parquet(tmp / "faces.parquet")
             same = same and local.equals(pd.read_parquet(tmp / "faces"))
@@ -109,11 +137,13 @@ def main() -> None:
     load_after = os.getloadavg()
 
     n = len(files)
-    local, start, run, first = (statistics.median(v) for v in (local_s, start_s, run_s, first_s))
+    local, start, run, first, l_cpu, r_cpu = (statistics.median(v) for v in (
+        local_s, start_s, run_s, first_s, local_cpu, ray_cpu))
     rows = [
-        {"engine": "local", "seconds": local},
-        {"engine": "ray (start + run)", "seconds": start + run},
-        {"engine": "ray run (Ray already up)", "seconds": run},
+        {"engine": "local", "seconds": local, "cpu_ms_per_photo": round(1000 * l_cpu / n, 2)},
+        {"engine": "ray (start + run)", "seconds": start + run, "cpu_ms_per_photo": None},
+        {"engine": "ray run (Ray already up)", "seconds": run,
+         "cpu_ms_per_photo": round(1000 * r_cpu / n, 2)},
     ]
     for r in rows:
         r["photos_per_s"] = round(n / r["seconds"], 1)
@@ -121,12 +151,13 @@ def main() -> None:
         r["overhead_ms_per_photo"] = round(1000 * (r["seconds"] - local) / n, 2)
         r["seconds"] = round(r["seconds"], 2)
     header = ["engine", "photos", "faces", "seconds", "photos/s", "ms/photo",
-              "overhead ms/photo vs local"]
+              "overhead ms/photo vs local", "CPU ms/photo"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for r in rows:
         print(" | ".join(str(c) for c in (r["engine"], n, faces, r["seconds"], r["photos_per_s"],
-                                          r["ms_per_photo"], r["overhead_ms_per_photo"])))
+                                          r["ms_per_photo"], r["overhead_ms_per_photo"],
+                                          r["cpu_ms_per_photo"] or "-")))
     print(f"same rows: {same}; Ray start {start:.1f} s; first row {first:.1f} s into the run "
           f"(actors started, models loaded); load average (1, 5, 15 min) before "
           f"{load_before}, after {load_after}", file=sys.stderr)
@@ -141,7 +172,9 @@ def main() -> None:
         passes={"local_s": [round(v, 2) for v in local_s],
                 "ray_start_s": [round(v, 2) for v in start_s],
                 "ray_run_s": [round(v, 2) for v in run_s],
-                "ray_first_row_s": [round(v, 2) for v in first_s]},
+                "ray_first_row_s": [round(v, 2) for v in first_s],
+                "local_cpu_s": [round(v, 2) for v in local_cpu],
+                "ray_run_cpu_s": [round(v, 2) for v in ray_cpu]},
         results=rows)
 
 
