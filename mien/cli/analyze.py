@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -202,11 +203,19 @@ def _absolute(spec: str) -> str:
     return spec
 
 
+@contextmanager
 def _bar(total: int):
-    """A context manager giving `advance(frames)` for a progress bar on stderr (a terminal)."""
-    from contextlib import contextmanager
-
+    """`advance(frames)` for the progress bar of a Ray run."""
     from rich.console import Console
+
+    err = Console(stderr=True)
+    with _progress(err) as progress:
+        task = progress.add_task("analyze", total=total, stats="")
+        yield lambda n: progress.advance(task, n)
+
+
+def _progress(err):
+    """The bar on a terminal: frames done of the total, a `stats` field, the time left."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -216,16 +225,10 @@ def _bar(total: int):
         TimeRemainingColumn,
     )
 
-    @contextmanager
-    def bar():
-        err = Console(stderr=True)
-        with Progress(TextColumn("[bold]analyzing"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
-                      disable=not err.is_terminal) as progress:
-            task = progress.add_task("analyze", total=total)
-            yield lambda n: progress.advance(task, n)
-
-    return bar()
+    return Progress(TextColumn("[bold]analyzing"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
 
 
 def _run_local(pipeline, sources, out, fmt, annotate, camera, save_crops, summary,
@@ -257,14 +260,6 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
     from dataclasses import asdict
 
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from mien.inference.crops import CropWriter
     from mien.inference.draw import AnnotatedOutput, draw_faces
@@ -278,9 +273,7 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
     crops = CropWriter(save_crops, pipeline) if save_crops is not None else None
     err = Console(stderr=True)
     start = time.perf_counter()
-    columns = (TextColumn("[bold]analyzing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+    with _progress(err) as bar:
         # Counting opens every video once more, so only for a bar someone sees.
         total = expected_frames(sources, **source_options) if err.is_terminal else None
         task = bar.add_task("analyze", total=total, stats="")

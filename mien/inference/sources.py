@@ -180,7 +180,8 @@ def expected_frames(
     return total
 
 
-def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | None) -> int:
+def _header(path: str) -> tuple[int, float]:
+    """(frames, frames per second) as a video's container announces them; 0 where unknown."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
@@ -189,6 +190,11 @@ def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | Non
         native = capture.get(cv2.CAP_PROP_FPS) or 0.0
     finally:
         capture.release()
+    return count, native
+
+
+def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | None) -> int:
+    count, native = _header(path)
     if count <= 0:
         return 1  # an error frame, or a stream that does not say
     if fps is not None and native > 0:
@@ -260,18 +266,11 @@ def video_ranges(path: str, *, every: int = 1, fps: float | None = None,
     side into exactly the frames of one pass, about `frames` kept frames each. The last range is
     open (stop None): containers can announce fewer frames than they hold. [(0, None)] when the
     file cannot be split: unreadable, a URI, or no frame count or rate in its header."""
-    import cv2
-
     if frames < 1:
         raise MienError(f"frames per range {frames}: use 1 or more")
     if is_uri(path):
         return [(0, None)]
-    capture = cv2.VideoCapture(str(path))
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if capture.isOpened() else 0
-        native = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    finally:
-        capture.release()
+    count, native = _header(path)
     if count <= 0 or native <= 0:
         return [(0, None)]
     sampler = _Sampler(every, fps, native)
