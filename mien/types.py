@@ -63,3 +63,6 @@ class Face:
     landmarks: tuple[tuple[float, float], ...] = ()
     attributes: dict[str, Prediction] = field(default_factory=dict)
     track_id: int | None = None
+    # Too small for the classifiers to judge (mien.inference.pipeline.MIN_JUDGED_FACE): the face
+    # is reported with its box and no attributes, rather than with guesses.
+    small: bool = False

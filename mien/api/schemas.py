@@ -29,7 +29,10 @@ class FaceOut(BaseModel):
     landmarks: list[tuple[float, float]] = Field(
         description="(x, y): eye on the image's left, other eye, nose, mouth corners; "
                     "empty when the detector gives none.")
-    attributes: dict[str, PredictionOut]
+    attributes: dict[str, PredictionOut] = Field(
+        description="Per attribute asked for; empty when the face is `small`.")
+    small: bool = Field(description="Too small for the classifiers to judge (under 16 px): "
+                                    "reported with its box and no attributes.")
 
     @classmethod
     def of(cls, face: Face) -> FaceOut:
@@ -41,6 +44,7 @@ class FaceOut(BaseModel):
             attributes={n: PredictionOut(label=p.label, score=p.score,
                                          probabilities=p.probabilities)
                         for n, p in face.attributes.items()},
+            small=face.small,
         )
 
 

@@ -33,6 +33,10 @@ def analyze_command(
         help=THRESHOLD_HELP)] = None,
     max_faces: Annotated[int, typer.Option(
         min=1, help="Most faces per picture, best scores first.")] = DEFAULT_OPTIONS.max_faces,
+    fine_scale: Annotated[float | None, typer.Option(
+        help="YuNet: photos larger than 640 px are also searched at F times their size, in "
+             "tiles, for faces down to about 6 px (seconds for a 12 MP photo); 0 turns that "
+             "off [default: 3].", metavar="F")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for faces.<format>, tracks.json and annotated copies "
              "[default: JSON lines on stdout].")] = None,
@@ -121,13 +125,21 @@ def analyze_command(
     if smooth is not None and not 0 < smooth <= 1:
         raise MienError(f"--smooth {smooth}: use a weight in (0, 1]")
 
+    detector_options = {"min_face": min_face, "score_threshold": threshold,
+                        "max_faces": max_faces}
+    if fine_scale is not None:
+        if (detector or DEFAULT_DETECTOR) != "yunet":
+            raise MienError(f"--fine-scale is YuNet's; detector {detector!r} has no fine view")
+        if fine_scale < 0:
+            raise MienError(f"--fine-scale {fine_scale}: use a positive scale, or 0 for none")
+        detector_options["fine_scale"] = fine_scale or None
+
     specs = None if attributes is None else [a for a in attributes.split(",") if a.strip()]
     pipeline = Pipeline(
         detector, specs, batch_size=batch_size, smoothing=smooth,
         prefetch=1 if camera is not None else 8,  # a live camera must not lag behind a queue
         landmarks=landmarks, min_confidence=min_confidence,
-        detector_options={"min_face": min_face, "score_threshold": threshold,
-                          "max_faces": max_faces},
+        detector_options=detector_options,
     )
     if specs is None and not pipeline.attributes:
         print("note: no bundled classifiers are installed; writing detections only "
@@ -137,8 +149,7 @@ def analyze_command(
         from mien.inference.ray_engine import RayOptions
 
         counts = _run_ray(pipeline, sources, out, specs, source_options, path_column, dict(
-            detector=detector, landmarks=landmarks, detector_options={
-                "min_face": min_face, "score_threshold": threshold, "max_faces": max_faces}),
+            detector=detector, landmarks=landmarks, detector_options=detector_options),
             RayOptions(address, num_cpus, detect_actors, classify_actors, cpus_per_actor,
                        gpus_per_actor, shard_frames, range_frames, memory_mb))
     else:
@@ -174,7 +185,8 @@ def _run_ray(pipeline, sources, out, specs, source_options, path_column, workers
     # The workers load the driver's models: bundled names, or absolute paths to its files.
     specs = list(pipeline.attributes) if specs is None else [_absolute(s) for s in specs]
     settings = dict(specs=specs, min_confidence=pipeline.min_confidence,
-                    smoothing=pipeline.smoothing, **workers)
+                    smoothing=pipeline.smoothing, min_judged_face=pipeline.min_judged_face,
+                    **workers)
     plan = plan_shards(sources, **source_options, path_column=path_column, options=options,
                        settings=settings)
     folder = out / "faces"

@@ -27,7 +27,9 @@ class DetectorOptions:
     because scores are not comparable across backends (Haar has no probability). Building one
     checks every value, so the CLI, the Python API and the HTTP API share one rule."""
 
-    min_face: int = 20  # pixels; smaller faces are too small to classify anyway
+    # pixels: YuNet finds faces down to about 6 px in its fine view (benchmarks/detection.py);
+    # faces too small to judge still get a row, their attributes left empty (Pipeline)
+    min_face: int = 6
     score_threshold: float | None = None
     nms_iou: float = 0.3
     # The most faces kept per image, best scores first: a crowd photo has a few hundred, while a

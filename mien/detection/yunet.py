@@ -11,6 +11,15 @@ cheaper still but not free: YuNet's smallest anchor is about 10 px and at the ph
 it already misses many 20-30 px faces (benchmarks/results/detection_grid.json), so every face
 would pay.
 
+Small faces (issue 16). A photo larger than `max_side` is also seen at `fine_scale` (3x) its own
+size, the fine view, so that a face of 8 px in a 4,000 px photo becomes 24 px, inside YuNet's
+range; the whole view keeps the large faces. The fine view runs in tiles of at most `tile` px a
+side (memory stays bounded: about 0.3 GB for a 12 MP photo instead of several GB), which overlap
+by the largest face the whole view may miss (30 px there); a box touching a tile's inner edge is
+left to the neighbour that holds it whole. Cost: tens of milliseconds per megapixel seen, so a
+12 MP photo takes seconds; `fine_scale=None` (`mien analyze --fine-scale 0`) turns it off. Photos
+of `max_side` or less (webcam frames, portraits) are seen once, at their own size, as before.
+
 Engine (issue 22). The same network, padding and decoding as OpenCV's FaceDetectorYN (priors
 per stride, score sqrt(cls * obj), NMSBoxes with top_k), run by ONNX Runtime: about half the
 detection time of OpenCV's DNN module with the same detections (tests/detection/
@@ -30,7 +39,7 @@ from mien.detection.base import (
     to_faces,
 )
 from mien.detection.files import find_model_file, verified_model_file
-from mien.errors import ModelFileError
+from mien.errors import MienError, ModelFileError
 from mien.types import Face
 
 
@@ -51,8 +60,9 @@ class YuNetDetector:
         models_dir: str | os.PathLike | None = None,  # or a copy from `mien models fetch`
         max_side: int | None = 640,
         min_side: int | None = 144,
-        fine_scale: float | None = None,
-        max_pixels: int = 24_000_000,
+        fine_scale: float | None = 3.0,
+        max_pixels: int = 120_000_000,
+        tile: int = 2048,
         top_k: int = 5000,
         threads: int | None = None,  # ONNX Runtime threads; None: OpenCV's thread count
     ):
@@ -67,11 +77,17 @@ class YuNetDetector:
         # Small pictures are scaled up: a face filling a 48 px crop is below YuNet's comfortable
         # range (found in 76% of FER2013 crops as they are, 95% at 3x).
         self.min_side = min_side
-        # The fine view: a second pass at `fine_scale` times the photo's own size finds the faces
-        # the whole view shrank below YuNet's smallest anchor (about 10 px); `max_pixels` bounds
-        # its cost. None: the whole view only.
+        # The fine view: for photos the whole view shrinks, a second pass at `fine_scale` times
+        # the photo's own size finds the faces the whole view shrank below YuNet's smallest
+        # anchor (about 10 px); `max_pixels` bounds its cost, `tile` its memory. None: the whole
+        # view only.
+        if fine_scale is not None and fine_scale <= 0:
+            raise MienError(f"fine_scale={fine_scale}: use a positive scale, or None for none")
+        if tile < 256:
+            raise MienError(f"tile={tile}: use tiles of at least 256 px")
         self.fine_scale = fine_scale
         self.max_pixels = max_pixels
+        self.tile = tile
         t = options.score_threshold
         self.threshold = self.default_threshold if t is None else t
         self.top_k = top_k
@@ -98,7 +114,7 @@ class YuNetDetector:
             whole = self.max_side / max(height, width)
         elif self.min_side and max(height, width) < self.min_side:
             whole = self.min_side / max(height, width)
-        if not self.fine_scale:
+        if not self.fine_scale or whole >= 1.0:
             return [whole]
         fine = min(self.fine_scale, (self.max_pixels / (height * width)) ** 0.5)
         return [whole, fine] if fine > 1.25 * whole else [whole]
@@ -108,7 +124,10 @@ class YuNetDetector:
 
         image = check_image(image)
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        found = [self._detect_at(bgr, s) for s in self.scales(*image.shape[:2])]
+        whole, *fine = self.scales(*image.shape[:2])
+        found = [self._detect_at(bgr, whole)]
+        # The fine view must hold whole every face the whole view may miss: up to 30 px there.
+        found += [self._detect_tiled(bgr, s, overlap=round(30 * s / whole)) for s in fine]
         raw = np.concatenate(found)
         boxes = np.c_[raw[:, 0], raw[:, 1], raw[:, 0] + raw[:, 2], raw[:, 1] + raw[:, 3]]
         points = raw[:, 4:14].reshape(-1, 5, 2)
@@ -131,6 +150,57 @@ class YuNetDetector:
         raw = decode(outputs, pw, self.threshold, self.options.nms_iou, self.top_k)
         # Back to the photo's pixels with the exact per-axis ratios of the resize.
         return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
+
+    def _detect_tiled(self, bgr: np.ndarray, scale: float, overlap: int) -> np.ndarray:
+        """`_detect_at(bgr, scale)` in overlapping tiles of at most `self.tile` px of the scaled
+        picture, each cut from the photo and scaled on its own, so the scaled photo is never held
+        whole. A box touching a tile's inner edge is dropped: the tile beside it holds that face
+        whole, as long as it is `overlap` px (of the scaled picture) or smaller."""
+        import cv2
+
+        h, w = bgr.shape[:2]
+        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+        overlap = min(overlap, self.tile // 2)
+        rows = []
+        for x0, x1 in tile_spans(sw, self.tile, overlap):
+            for y0, y1 in tile_spans(sh, self.tile, overlap):
+                # The photo's pixels under this tile (one more around, for the interpolation)
+                px0, py0 = max(0, int(x0 / scale) - 1), max(0, int(y0 / scale) - 1)
+                px1 = min(w, int(np.ceil(x1 / scale)) + 1)
+                py1 = min(h, int(np.ceil(y1 / scale)) + 1)
+                part = cv2.resize(bgr[py0:py1, px0:px1],
+                                  (round((px1 - px0) * scale), round((py1 - py0) * scale)),
+                                  interpolation=cv2.INTER_LINEAR)
+                # The tile's window of that scaled piece, in the scaled picture's pixels
+                ox, oy = round(px0 * scale), round(py0 * scale)
+                view = part[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+                raw = self._detect_at(view, 1.0)
+                edge = 2.0
+                keep = np.ones(len(raw), bool)
+                if x0 > 0:
+                    keep &= raw[:, 0] > edge
+                if y0 > 0:
+                    keep &= raw[:, 1] > edge
+                if x1 < sw:
+                    keep &= raw[:, 0] + raw[:, 2] < view.shape[1] - edge
+                if y1 < sh:
+                    keep &= raw[:, 1] + raw[:, 3] < view.shape[0] - edge
+                raw = raw[keep]
+                raw[:, :14] += np.r_[x0, y0, 0, 0, np.tile([x0, y0], 5)]
+                rows.append(raw)
+        raw = np.concatenate(rows) if rows else np.zeros((0, 15))
+        return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
+
+
+def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """[start, end) spans of equal tiles of at most `tile` covering `length`, neighbours sharing
+    at least `overlap`."""
+    if length <= tile:
+        return [(0, length)]
+    n = -(-(length - overlap) // (tile - overlap))
+    size = -(-(length - overlap) // n) + overlap
+    starts = np.linspace(0, length - size, n).round().astype(int)
+    return [(int(s), int(s) + size) for s in starts]
 
 
 STRIDES = (8, 16, 32)

@@ -27,7 +27,12 @@ from mien.types import UNCERTAIN, Face, Prediction
 
 BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
 MAX_PENDING_FRAMES = 32  # decoded frames held for one classifier batch: ~200 MB at 1080p
-Status = Literal["ok", "no_face", "error"]
+Status = Literal["ok", "small", "no_face", "error"]  # small: a face too small to judge
+# Faces narrower (or lower) than this many pixels get a row with their box and no attributes:
+# shrunk to 12 px the bundled models fall to 0.46 (expression, 0.65 at full size) and 0.76
+# balanced (glasses, 0.97); at 16 px they keep 0.55 and 0.87, smile 0.92 of 0.95
+# (benchmarks/small_faces.py, benchmarks/results/small_faces.json).
+MIN_JUDGED_FACE = 16
 
 
 class Classifier(Protocol):
@@ -119,6 +124,13 @@ def judge(prediction: Prediction, min_confidence: float | None) -> Prediction:
     return dataclasses.replace(prediction, label=UNCERTAIN)
 
 
+def small_message(face: Face, limit: int = MIN_JUDGED_FACE) -> str:
+    """The row message of a face too small to judge (under `limit` px)."""
+    side = min(face.box.width, face.box.height)
+    return (f"face {side:.0f} px: too small to judge its attributes (they need {limit} px "
+            "or more); its box is given")
+
+
 def framing_of(classifier) -> Framing:
     """How faces are cut for `classifier`: its model's framing, else the one every model had
     before framing was recorded."""
@@ -204,6 +216,8 @@ class Pipeline:
     (None: every answer is its most probable class).
     margin, align: None crops each attribute's faces with its own model's framing; a value
     overrides that for every attribute (`framings` holds the result per attribute).
+    min_judged_face: faces whose box is smaller (px, either side) are marked `small` and get
+    no attributes (0: judge every face).
     """
 
     def __init__(
@@ -220,8 +234,12 @@ class Pipeline:
         detector_options: Mapping | None = None,
         landmarks: str | None = None,
         min_confidence: float | None = None,
+        min_judged_face: int = MIN_JUDGED_FACE,
     ):
         self.min_confidence = check_min_confidence(min_confidence)
+        if min_judged_face < 0:
+            raise MienError(f"min_judged_face={min_judged_face}: use 0 or more pixels")
+        self.min_judged_face = min_judged_face
         if detector is None or isinstance(detector, str):
             from mien.detection import create_detector, default_detector_name
 
@@ -280,10 +298,11 @@ class Pipeline:
               ) -> list[list[Face]]:
         """`found[i]`, the faces detected in `images[i]`, with `attributes` filled: cropped per
         framing and classified with one call per classifier for all of them."""
+        found = [self.mark_small(faces) for faces in found]
         crops = _joined(self.crops(im, faces) for im, faces in zip(images, found, strict=True))
-        predictions = iter(self._predict(crops, sum(map(len, found))))
-        return [[dataclasses.replace(f, attributes=next(predictions)) for f in faces]
-                for faces in found]
+        predictions = iter(self._predict(crops, sum(not f.small for fs in found for f in fs)))
+        return [[f if f.small else dataclasses.replace(f, attributes=next(predictions))
+                 for f in faces] for faces in found]
 
     def classify(
         self, crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray]
@@ -305,7 +324,13 @@ class Pipeline:
         if self.landmarks is not None:
             faces = self.landmarks(image, faces)
         self.stats.detect_s += time.perf_counter() - start
-        return faces
+        return self.mark_small(faces)
+
+    def mark_small(self, faces: Sequence[Face]) -> list[Face]:
+        """`faces`, those under `min_judged_face` px marked `small` (they will not be judged)."""
+        limit = self.min_judged_face
+        return [dataclasses.replace(f, small=True)
+                if not f.small and min(f.box.width, f.box.height) < limit else f for f in faces]
 
     def crop(self, image: np.ndarray, faces: Sequence[Face], framing: Framing) -> list[np.ndarray]:
         """`faces` cut from `image` with `framing`: what a classifier of that framing reads."""
@@ -315,8 +340,10 @@ class Pipeline:
         return crops
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> dict[Framing, list[np.ndarray]]:
-        """`faces` cut once per distinct framing of the attributes."""
-        return {fr: self.crop(image, faces, fr) for fr in dict.fromkeys(self.framings.values())}
+        """`faces` cut once per distinct framing of the attributes, those marked `small` left
+        out (they are not judged)."""
+        judged = [f for f in faces if not f.small]
+        return {fr: self.crop(image, judged, fr) for fr in dict.fromkeys(self.framings.values())}
 
     def _overridden(self, framing: Framing) -> Framing:
         """`framing` with this pipeline's `margin` / `align`, where given."""
@@ -407,12 +434,14 @@ class Pipeline:
 
     def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
         crops = _joined(cs for _, _, cs in pending)
-        predictions = iter(self._predict(crops, sum(len(f) for _, f, _ in pending)))
+        predictions = iter(self._predict(
+            crops, sum(not face.small for _, faces, _ in pending for face in faces)))
         for frame, faces, _ in pending:
             if frame.image is None:
                 yield frame, [self.error_row(frame)]
                 continue
-            faces = [dataclasses.replace(f, attributes=next(predictions)) for f in faces]
+            faces = [f if f.small else dataclasses.replace(f, attributes=next(predictions))
+                     for f in faces]
             yield frame, self.frame_rows(frame, faces, trackers, smoothers)
 
     def error_row(self, frame: Frame) -> Row:
@@ -424,10 +453,11 @@ class Pipeline:
     def frame_rows(self, frame: Frame, faces: Sequence[Face],
                    trackers: dict[str, IoUTracker], smoothers: dict[str, ProbabilitySmoother],
                    detector: str | None = None) -> list[Row]:
-        """The rows of a decoded frame whose `faces` carry their attributes: one per face, with
-        track ids and smoothed answers for a stream's frames (`trackers` and `smoothers` hold
-        each source's state, so frames must come in order), else one `no_face` row.
-        `detector`: the name the rows give (default: this pipeline's detector)."""
+        """The rows of a decoded frame whose `faces` carry their attributes (none when marked
+        `small`): one per face, with track ids and smoothed answers for a stream's frames
+        (`trackers` and `smoothers` hold each source's state, so frames must come in order),
+        else one `no_face` row. `detector`: the name the rows give (default: this pipeline's
+        detector)."""
         detector = detector or getattr(self.detector, "name", type(self.detector).__name__)
         self.stats.frames += 1
         ids: list[int | None] = [None] * len(faces)
@@ -436,14 +466,16 @@ class Pipeline:
             ids = tracker.update([f.box for f in faces])
         rows = []
         for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
-            attrs = face.attributes
+            attrs = {} if face.small else face.attributes
             if self.smoothing and track_id is not None:
                 smoother = smoothers.setdefault(frame.source, ProbabilitySmoother(self.smoothing))
                 attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
                          for k, p in attrs.items()}
             face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
-            rows.append(Row(frame.source, frame.index, frame.timestamp, "ok", i, face,
-                            detector=detector))
+            rows.append(Row(frame.source, frame.index, frame.timestamp,
+                            "small" if face.small else "ok", i, face, detector=detector,
+                            message=small_message(face, self.min_judged_face) if face.small
+                            else None))
         self.stats.faces += len(faces)
         return rows or [Row(frame.source, frame.index, frame.timestamp, "no_face",
                             detector=detector)]

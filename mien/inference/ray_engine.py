@@ -240,12 +240,13 @@ def _text(value) -> str | None:
 
 class Detect:
     """Ray actor: frames -> one row per face (or one per frame without a face), with the face
-    cut once per framing the classifiers need; the pixels of the frame stop here."""
+    cut once per framing the classifiers need (faces marked `small` are not); the pixels of the
+    frame stop here."""
 
     def __init__(self, detector, detector_options: dict, landmarks: str | None,
-                 framings: Sequence[Framing]):
+                 framings: Sequence[Framing], min_judged_face: int):
         self.pipeline = Pipeline(detector, {}, detector_options=detector_options,
-                                 landmarks=landmarks)
+                                 landmarks=landmarks, min_judged_face=min_judged_face)
         self.framings = list(framings)
 
     def __call__(self, batch: dict) -> dict:
@@ -254,14 +255,16 @@ class Detect:
         for i in range(len(batch["seq"])):
             image, readable = batch["image"][i], _text(batch["error"][i]) is None
             faces = self.pipeline.detect(image) if readable else []
-            cut = [self.pipeline.crop(image, faces, fr) for fr in self.framings]
+            judged = [f for f in faces if not f.small]
+            cut = [iter(self.pipeline.crop(image, judged, fr)) for fr in self.framings]
             for j in range(max(1, len(faces))):
                 for key in FRAME_COLUMNS:
                     out[key].append(batch[key][i])
                 out["detector"].append(self.pipeline.detector.name if readable else None)
                 out["face"].append(faces[j] if faces else None)
                 for k, name in enumerate(crops):
-                    out[name].append(cut[k][j] if faces else NO_PIXELS)
+                    out[name].append(next(cut[k]) if faces and not faces[j].small
+                                     else NO_PIXELS)
         return out
 
 
@@ -277,7 +280,7 @@ class Classify:
 
     def __call__(self, batch: dict) -> dict:
         faces = list(batch["face"])
-        found = [i for i, f in enumerate(faces) if isinstance(f, Face)]
+        found = [i for i, f in enumerate(faces) if isinstance(f, Face) and not f.small]
         crops = {fr: [batch[col][i] for i in found] for fr, col in self.column.items()}
         if self.attributes:
             predictions = classify(self.attributes, self.framings, crops, self.min_confidence)
@@ -431,7 +434,8 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
             .map_batches(Detect, batch_size=FRAMES_PER_DECODE_BATCH,
                          compute=ray.data.ActorPoolStrategy(size=detect_actors),
                          num_cpus=options.cpus_per_actor,
-                         fn_constructor_args=(detector, detector_options, landmarks, distinct))
+                         fn_constructor_args=(detector, detector_options, landmarks, distinct,
+                                              pipeline.min_judged_face))
             .map_batches(Classify, batch_size=pipeline.batch_size,
                          compute=ray.data.ActorPoolStrategy(size=classify_actors),
                          num_cpus=options.cpus_per_actor, num_gpus=options.gpus_per_actor or None,

@@ -71,7 +71,8 @@ def _env() -> dict:
 
 @pytest.fixture
 def folder(tmp_path, two_faces, group_photo, face_video):
-    """Two photos with faces, one without, one unreadable and a 36-frame video."""
+    """Two photos with faces, one without, one unreadable, a 36-frame video and a collage whose
+    quarter-size copy holds faces too small to judge."""
     folder = tmp_path / "inputs"
     folder.mkdir()
     shutil.copy(two_faces, folder / "a_two.jpg")
@@ -79,6 +80,11 @@ def folder(tmp_path, two_faces, group_photo, face_video):
     Image.fromarray(np.full((90, 120, 3), 30, np.uint8)).save(folder / "c_blank.png")
     (folder / "d_broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     shutil.copy(face_video, folder / "e_clip.avi")
+    photo = Image.open(two_faces).convert("RGB")
+    collage = Image.new("RGB", (700, 520), (128, 128, 128))
+    collage.paste(photo.resize((photo.width // 4, photo.height // 4)), (50, 50))
+    collage.paste(photo, (250, 100))
+    collage.save(folder / "f_collage.png")
     return folder
 
 
@@ -107,16 +113,15 @@ def test_same_rows_as_the_local_engine(local_ray, folder, tmp_path, capsys):
     out = tmp_path / "ray"
     code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY], capsys)
     assert code == 1 and "1 input(s) could not be read" in err, err
-    assert "3 shards written, 0 already there (3 in all)" in err, err
-    shards = sorted((out / "faces").glob("part-*.parquet"))
-    assert len(shards) == 3
+    assert "4 shards written, 0 already there (4 in all)" in err, err
     rows = pd.read_parquet(out / "faces")
     pd.testing.assert_frame_equal(rows, expected)
     assert (rows.status == "ok").sum() >= 5 + 36 and rows.track_id.notna().sum() >= 36
+    assert (rows.status == "small").sum() >= 1 and rows[rows.status == "small"].smile.isna().all()
 
     # The same command again finds every shard written (and still exits 1 for d_broken.jpg).
     code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY], capsys)
-    assert code == 1 and "0 shards written, 3 already there (3 in all)" in err, err
+    assert code == 1 and "0 shards written, 4 already there (4 in all)" in err, err
 
     # Other options make other rows: that folder is refused, not mixed in.
     code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY[:-2]], capsys)
@@ -130,7 +135,7 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
 
     options = RayOptions(shard_frames=2, range_frames=10, memory_mb=256)
     plan = plan_shards([str(folder)], options=options)
-    assert plan.shards == 3 and len(plan.items) == 4 + 4  # 4 photos, the video in 4 ranges
+    assert plan.shards == 4 and len(plan.items) == 5 + 4  # 5 photos, the video in 4 ranges
     pipeline = Pipeline("haar", [])
     seen = []
 
@@ -148,9 +153,9 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
         "_plan.json", "part-00000.parquet", "part-00001.parquet"]  # no partial shard
     before = [p.stat().st_mtime_ns for p in kept]
 
-    # The rerun computes only the missing shard, and all of them hold the local engine's rows.
+    # The rerun computes only the missing shards, and all of them hold the local engine's rows.
     counts = run_shards(plan, out, Pipeline("haar", []), [], **work)
-    assert (counts.shards_written, counts.shards_skipped, counts.frames) == (1, 2, 36)
+    assert (counts.shards_written, counts.shards_skipped, counts.frames) == (2, 2, 36 + 1)
     assert counts.errors == 1  # d_broken.jpg, in a shard written before
     assert [p.stat().st_mtime_ns for p in kept] == before
     _, expected = local_rows([folder], tmp_path, capsys, "--detector", "haar", "--attributes", "")
