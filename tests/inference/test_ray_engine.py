@@ -136,7 +136,7 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
     options = RayOptions(shard_frames=2, range_frames=10, memory_mb=256)
     plan = plan_shards([str(folder)], options=options)
     assert plan.shards == 4 and len(plan.items) == 5 + 4  # 5 photos, the video in 4 ranges
-    pipeline = Pipeline("haar", [])
+    pipeline = Pipeline(None, [])
     seen = []
 
     def stop_in_the_video(frames):
@@ -145,7 +145,7 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
             raise KeyboardInterrupt
 
     out = tmp_path / "ray" / "faces"
-    work = dict(detector="haar", detector_options={}, landmarks=None, options=options)
+    work = dict(detector=None, detector_options={}, landmarks=None, options=options)
     with pytest.raises(KeyboardInterrupt):
         run_shards(plan, out, pipeline, [], progress=stop_in_the_video, **work)
     kept = sorted(out.iterdir())
@@ -154,11 +154,11 @@ def test_an_interrupted_run_keeps_whole_shards_and_a_rerun_does_the_rest(
     before = [p.stat().st_mtime_ns for p in kept]
 
     # The rerun computes only the missing shards, and all of them hold the local engine's rows.
-    counts = run_shards(plan, out, Pipeline("haar", []), [], **work)
+    counts = run_shards(plan, out, Pipeline(None, []), [], **work)
     assert (counts.shards_written, counts.shards_skipped, counts.frames) == (2, 2, 36 + 1)
     assert counts.errors == 1  # d_broken.jpg, in a shard written before
     assert [p.stat().st_mtime_ns for p in kept] == before
-    _, expected = local_rows([folder], tmp_path, capsys, "--detector", "haar", "--attributes", "")
+    _, expected = local_rows([folder], tmp_path, capsys, "--attributes", "")
     pd.testing.assert_frame_equal(pd.read_parquet(out), expected)
 
 
