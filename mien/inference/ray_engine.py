@@ -373,24 +373,30 @@ def connect(options: RayOptions) -> bool:
 
 
 def _worker_error(exc: BaseException) -> MienError:
-    """The first cause of a Ray failure that is not Ray's own, as one line."""
+    """A Ray failure as one line: a worker's MienError as it was raised (an actor that died in
+    its constructor carries it only as text), else the innermost error that is not Ray's."""
+    import re
+
     import ray.exceptions
 
-    root: BaseException = exc
-    while True:
-        cause = getattr(root, "cause", None) or root.__cause__
-        if cause is None or cause is root:
-            break
-        root = cause
-    if isinstance(root, MienError):
-        return root
-    if isinstance(root, ray.exceptions.RayError):
-        lines = [ln for ln in str(root).splitlines() if ln.strip()]
-        return MienError(f"Ray failed: {lines[-1] if lines else type(root).__name__}; "
-                         "check the cluster (`ray status`) and run the command again")
-    first = (str(root).strip().splitlines() or [""])[0]
-    return MienError(f"a Ray worker failed ({type(root).__name__}: {first}); the shards written "
-                     "so far are kept: fix the cause and run the same command again")
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain and len(chain) < 16:
+        chain.append(cause)
+        cause = getattr(cause, "cause", None) or cause.__cause__ or cause.__context__
+    for cause in chain:
+        if isinstance(cause, MienError):
+            return cause
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(str(c) for c in chain))
+    raised = re.findall(r"^mien\.errors\.\w+: (.+)$", text, re.MULTILINE)
+    if raised:
+        return MienError(raised[-1].strip())
+    user = [c for c in chain if not isinstance(c, ray.exceptions.RayError) and str(c).strip()]
+    errors = re.findall(r"^[\w.]*(?:Error|Exception): .+$", text, re.MULTILINE)
+    detail = (f"{type(user[-1]).__name__}: {str(user[-1]).strip().splitlines()[0]}" if user
+              else errors[-1] if errors else type(exc).__name__)
+    return MienError(f"a Ray worker failed ({detail}); the shards written so far are kept: fix "
+                     "the cause and run the same command again")
 
 
 def _pool_sizes(options: RayOptions) -> tuple[int, int]:
@@ -442,8 +448,12 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
     # Ray Data's log lines and stack traces.
     level = logging.getLogger("ray.data").level
     logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    saved = None
     try:
         context = ray.data.DataContext.get_current()
+        # Set for this run and restored after it: the caller's own datasets keep theirs.
+        saved = (context.execution_options.preserve_order, context.enable_progress_bars,
+                 context.print_on_execution_start, context.execution_options.resource_limits)
         context.execution_options.preserve_order = True  # rows in input order: tracks, shards
         context.enable_progress_bars = False  # the command draws its own bar
         context.print_on_execution_start = False
@@ -477,6 +487,9 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
         raise _worker_error(exc) from None
     finally:
         logging.getLogger("ray.data").setLevel(level)
+        if saved is not None:
+            (context.execution_options.preserve_order, context.enable_progress_bars,
+             context.print_on_execution_start, context.execution_options.resource_limits) = saved
         if started:
             ray.shutdown()
     missing = [s for s in todo if not shard_path(out, s).exists()]

@@ -219,3 +219,18 @@ def test_the_engine_is_not_imported_without_being_asked_for():
     check = ("import sys, mien, mien.cli.main, mien.inference; "
              "assert 'ray' not in sys.modules and 'mien.inference.ray_engine' not in sys.modules")
     subprocess.run([sys.executable, "-c", check], check=True, env={**os.environ})
+
+
+def test_a_worker_that_cannot_load_its_model_fails_in_one_line(local_ray, two_faces, tmp_path):
+    """As on a node without the model file the driver has: the worker's MienError, as raised."""
+    from mien.errors import MienError
+    from mien.inference.pipeline import Pipeline
+    from mien.inference.ray_engine import RayOptions, plan_shards, run_shards
+
+    plan = plan_shards([str(two_faces)])
+    missing = tmp_path / "elsewhere.onnx"
+    with pytest.raises(MienError) as failure:
+        run_shards(plan, tmp_path / "faces", Pipeline(None, []), [f"x={missing}"],
+                   detector=None, detector_options={}, landmarks=None, options=RayOptions())
+    assert str(failure.value) == f"{missing}: file not found; check the path"
+    assert not list((tmp_path / "faces").glob("*part-*"))
