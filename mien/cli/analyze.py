@@ -76,8 +76,8 @@ def analyze_command(
              "Parquet shards in OUT/faces/, resumable (needs pip install 'mien[ray]').")
     ] = "local",
     address: Annotated[str | None, typer.Option(
-        help="Ray: the cluster to use (auto, HOST:PORT or ray://HOST:10001) [default: start "
-             "Ray in this process].")] = None,
+        help="Ray: the cluster to use (HOST:PORT, or auto for the one on this machine) "
+             "[default: start Ray in this process].")] = None,
     num_cpus: Annotated[int | None, typer.Option(
         min=1, help="Ray: CPUs of the Ray started here [default: all].")] = None,
     detect_actors: Annotated[int | None, typer.Option(

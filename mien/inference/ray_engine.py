@@ -24,7 +24,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +49,8 @@ from mien.types import Face
 PLAN_FILE = "_plan.json"
 NO_PIXELS = np.zeros((0, 0, 3), np.uint8)  # the image of an error frame, the crop of no face
 FRAMES_PER_DECODE_BATCH = 16  # decoded frames handed on together: ~100 MB at 1080p
-# Photos per decoding task: Ray's cost per task is paid once per 32 (13.1 -> 12.1 ms of CPU per
-# photo against 8 in one measurement on 1,000 GENKI photos, a loaded 2-core machine).
+# Photos per decoding task (a video range is a task alone): Ray's cost per task, paid once per
+# 32 photos rather than per photo, is what most of the engine's overhead was.
 PHOTOS_PER_TASK = 32
 # Columns that travel from decoding to the driver (the pixels and crops stay on the workers).
 FRAME_COLUMNS = ("seq", "shard", "source", "frame", "timestamp", "stream", "error")
@@ -61,7 +61,7 @@ class RayOptions:
     """Where and how wide the stages run. Pool sizes None: half the cluster's CPUs detect, the
     rest classify (the split the local engine makes between its two threads)."""
 
-    address: str | None = None  # an existing cluster ("auto", "ray://host:10001"); None: start one
+    address: str | None = None  # an existing cluster (HOST:PORT or "auto"); None: start one
     num_cpus: int | None = None  # CPUs of the Ray instance started here (None: all)
     detect_actors: int | None = None
     classify_actors: int | None = None
@@ -104,7 +104,6 @@ class RayCounts:
     errors: int = 0  # rows with status error, skipped shards included
     shards_written: int = 0
     shards_skipped: int = 0
-    sources: set[str] = field(default_factory=set)
 
 
 def shard_path(out: Path, shard: int) -> Path:
@@ -480,7 +479,7 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
         )
         batches = iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))
         try:
-            counts = _write(batches, out, plan, pipeline, counts, progress)
+            counts = _write(batches, out, pipeline, counts, progress)
         finally:  # stops the stages and frees their actors now, not when collected
             getattr(batches, "close", lambda: None)()
     except ray.exceptions.RayError as exc:
@@ -499,8 +498,9 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
     return counts
 
 
-def _write(batches, out: Path, plan: Plan, pipeline: Pipeline, counts: RayCounts,
-           progress) -> RayCounts:
+def _write(batches, out: Path, pipeline: Pipeline, counts: RayCounts, progress) -> RayCounts:
+    """The rows of the last stage's batches into their shards, each renamed into place when
+    the first row of the next one (or the end) arrives."""
     trackers: dict = {}
     smoothers: dict = {}
     writer: RowWriter | None = None
@@ -529,7 +529,6 @@ def _write(batches, out: Path, plan: Plan, pipeline: Pipeline, counts: RayCounts
                 counts.faces += len(faces)
                 counts.no_face += not faces
             counts.frames += 1
-            counts.sources.add(frame.source)
             for row in rows:
                 writer.write(row)
             if progress is not None:

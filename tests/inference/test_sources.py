@@ -83,3 +83,16 @@ def test_a_video_that_cannot_be_opened_is_one_range(tmp_path):
     broken.write_bytes(b"not a video")
     assert video_ranges(str(broken)) == [(0, None)]
     assert video_ranges("memory://clip.mp4") == [(0, None)]
+
+
+def test_a_video_behind_a_uri_reads_as_the_file(face_video, tmp_path):
+    pytest.importorskip("fsspec")
+    from mien.inference.sources import iter_frames
+
+    uri = f"file://{face_video}"
+    frames = list(iter_frames([uri], every=5))
+    assert {f.source for f in frames} == {uri}
+    assert _same(frames, list(video_frames(str(face_video), every=5)))
+    (missing,) = iter_frames([f"file://{tmp_path}/gone.mp4"])
+    assert missing.image is None and missing.error == (
+        f"file://{tmp_path}/gone.mp4: file not found; check the path")
