@@ -52,6 +52,7 @@ FRAMES_PER_DECODE_BATCH = 16  # decoded frames handed on together: ~100 MB at 10
 # Photos per decoding task (a video range is a task alone): fewer, larger Ray tasks; against 8
 # the CPU per photo moved by less than the noise of a shared machine.
 PHOTOS_PER_TASK = 32
+BLOCK_BYTES = (64 * 2**10, 4 * 2**20)  # Ray Data's smallest and largest block for this run
 # Columns that travel from decoding to the driver (the pixels and crops stay on the workers).
 FRAME_COLUMNS = ("seq", "shard", "source", "frame", "timestamp", "stream", "error")
 
@@ -452,10 +453,14 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
         context = ray.data.DataContext.get_current()
         # Set for this run and restored after it: the caller's own datasets keep theirs.
         saved = (context.execution_options.preserve_order, context.enable_progress_bars,
-                 context.print_on_execution_start, context.execution_options.resource_limits)
+                 context.print_on_execution_start, context.execution_options.resource_limits,
+                 context.target_min_block_size, context.target_max_block_size)
         context.execution_options.preserve_order = True  # rows in input order: tracks, shards
         context.enable_progress_bars = False  # the command draws its own bar
         context.print_on_execution_start = False
+        # Rows are small: in blocks of Ray's default sizes (1 to 128 MiB) they reached the
+        # driver in lumps of hundreds, late in the run; in these they stream.
+        context.target_min_block_size, context.target_max_block_size = BLOCK_BYTES
         if options.memory_mb:
             context.execution_options.resource_limits = (
                 context.execution_options.resource_limits.copy(
@@ -488,7 +493,8 @@ def run_shards(plan: Plan, out: Path, pipeline: Pipeline, specs: list[str], *,
         logging.getLogger("ray.data").setLevel(level)
         if saved is not None:
             (context.execution_options.preserve_order, context.enable_progress_bars,
-             context.print_on_execution_start, context.execution_options.resource_limits) = saved
+             context.print_on_execution_start, context.execution_options.resource_limits,
+             context.target_min_block_size, context.target_max_block_size) = saved
         if started:
             ray.shutdown()
     missing = [s for s in todo if not shard_path(out, s).exists()]
