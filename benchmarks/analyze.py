@@ -8,13 +8,15 @@
 
 Photos: the first --limit GENKI-SZSL photos from ../shared/data (or $MIEN_DATA), or --folder.
 Classifiers: every installed bundled model, or --attributes name=MODEL,... (run folders, .onnx).
-Each pass builds the pipeline at its thread count (OpenCV's and the detector's pools; the
-classifiers' ONNX Runtime sessions keep their own default, one thread per core), warms it up on
-one photo and times the rest: wall clock per stage and the process's CPU time in all. A shared
-machine's load moves single passes by tens of percent, so passes of every setting are
-interleaved (pass 1 of each, then pass 2, ...) and the median is reported with the range; the
-CPU model and the load average before and after go into the JSON. `--checkouts A,B` runs each
-pass in a subprocess with that checkout first on PYTHONPATH: before/after under the same load.
+Each pass builds the pipeline at its thread count (`Pipeline(threads=N)` and OpenCV's pool: 1
+runs decoding, detection and classification in turn on one thread, 2 overlaps them on threads of
+their own; every network on one ONNX Runtime thread; a checkout from before `threads=` always
+overlapped), warms it up on one photo and times the rest: wall clock per stage and the process's
+CPU time in all. A shared machine's load moves single passes by tens of percent, so passes of
+every setting are interleaved (pass 1 of each, then pass 2, ...) and the median is reported with
+the range; the CPU model and the load average before and after go into the JSON. `--checkouts
+A,B` runs each pass in a subprocess with that checkout first on PYTHONPATH: before/after under
+the same load.
 Prints a table and writes JSON (default benchmarks/results/analyze.json).
 """
 
@@ -63,7 +65,10 @@ def one_pass(files: list[Path], detector: str | None, specs: list[str] | None,
     from mien.inference.pipeline import Pipeline, PipelineStats
 
     set_threads(threads)
-    pipeline = Pipeline(detector, specs, batch_size=batch_size)
+    try:
+        pipeline = Pipeline(detector, specs, batch_size=batch_size, threads=threads)
+    except TypeError:  # a checkout from before Pipeline(threads=): its stages always overlap
+        pipeline = Pipeline(detector, specs, batch_size=batch_size)
     if not pipeline.attributes:
         sys.exit("no classifiers: no bundled model is installed; pass --attributes name=MODEL")
     timed = {name: TimedClassifier(c) for name, c in pipeline.attributes.items()}
@@ -175,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         "command": "python benchmarks/analyze.py " + " ".join(argv or sys.argv[1:]),
         "folder": str(args.folder),
         "batch_size": args.batch_size,
-        "classifier_threads": "ONNX Runtime default (one per core) at every --threads value",
+        "threads": "Pipeline(threads=N): 1 = stages in turn on one thread, 2 = overlapped; "
+                   "one ONNX Runtime thread per network",
         "baseline": str(args.baseline) if args.baseline else None,
         "results": results,
     }, indent=1) + "\n")

@@ -33,7 +33,9 @@ def train(
         str | None, Opt("--out", "-o", help="Run folder (default runs/MODEL-TIME).")
     ] = None,
     epochs: Annotated[int | None, Opt(help="Epochs (default 30).")] = None,
-    batch_size: Annotated[int | None, Opt(help="Images per step (default 64).")] = None,
+    batch_size: Annotated[int | None, Opt(
+        help="Images per step and process (default 64); N processes (--devices, torchrun) "
+             "take N times it a step.")] = None,
     lr: Annotated[float | None, Opt(help="Learning rate (default 0.001).")] = None,
     optimizer: Annotated[str | None, Opt(help="adam | sgd")] = None,
     momentum: Annotated[float | None, Opt(help="SGD momentum (default 0.9).")] = None,
@@ -112,6 +114,9 @@ def train(
         help="With --ensemble: none | flip, the ensemble's test-time augmentation (default: "
              "the members' --tta).")] = None,
     device: Annotated[str | None, Opt(help="auto | cpu | cuda")] = None,
+    devices: Annotated[int | None, Opt(
+        help="Data-parallel processes (torch DDP): N GPUs, or N CPU processes sharing the "
+             "cores; --batch-size is per process, the effective batch N times it.")] = None,
     amp: Annotated[bool | None, Opt("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
     num_workers: Annotated[int | None, Opt(help="Threads decoding and augmenting (default auto).")
                            ] = None,
@@ -175,11 +180,19 @@ def train(
     given = dict(locals())
     head_options = {k: v for k, v in given.items() if k in HEAD_OPTIONS}
     options = {k: v for k, v in given.items()
-               if k not in ("config", "resume", "quiet", *HEAD_OPTIONS)}
+               if k not in ("config", "resume", "quiet", "devices", *HEAD_OPTIONS)}
     from mien.errors import MienError
     from mien.training.config import resolve_config
 
-    if any(v is not None for v in head_options.values()) or config is not None:
+    heads = any(v is not None for v in head_options.values())
+    if heads:
+        from mien.training.distributed import refuse_under_torchrun
+
+        if devices is not None:
+            raise MienError("--devices trains networks; heads and --anomaly train in one "
+                            "process: leave --devices out")
+        refuse_under_torchrun("training a head or --anomaly")
+    if heads or config is not None:
         from mien.heads.runs import train_from_options
 
         run_dir = train_from_options(config, options, head_options)
@@ -200,24 +213,35 @@ def train(
     if not cfg.data:
         raise MienError("no data: give DATA (a folder or FER2013 CSV) or data: in --config")
 
-    if cfg.repeats > 1:
+    if devices is not None:
+        from mien.training.fit import train_processes
+
+        _report(train_processes(cfg, devices, resume=resume is not None, progress=not quiet))
+    elif cfg.repeats > 1:
         from mien.training.repeats import train_repeats
 
         run_dir, _ = train_repeats(cfg, resume=resume is not None, progress=not quiet)
+        typer.echo(f"run folder: {run_dir}")
     else:
         from mien.training.fit import train as fit
 
-        result = fit(cfg, resume=resume is not None, progress=not quiet)
-        run_dir = result.run_dir
-        if result.epochs_run == 0:  # interrupted in epoch 1: no figures to give
-            raise typer.Exit(130)
-        typer.echo(f"best val accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}), "
-                   f"final {result.final_val_accuracy:.4f}, {result.epochs_run} epochs, "
-                   f"{result.train_seconds:.1f}s, stopped: {result.stopped}")
-        if result.stopped == "interrupted":
-            typer.echo(f"run folder: {run_dir}")
-            raise typer.Exit(130)
-    typer.echo(f"run folder: {run_dir}")
+        _report(fit(cfg, resume=resume is not None, progress=not quiet))
+
+
+def _report(result) -> None:
+    """The run's outcome, said once (by process 0 under torchrun)."""
+    import os
+
+    if os.environ.get("RANK", "0") != "0":
+        return
+    if result.epochs_run == 0:  # interrupted in epoch 1: no figures to give
+        raise typer.Exit(130)
+    typer.echo(f"best val accuracy {result.best_val_accuracy:.4f} (epoch {result.best_epoch}), "
+               f"final {result.final_val_accuracy:.4f}, {result.epochs_run} epochs, "
+               f"{result.train_seconds:.1f}s, stopped: {result.stopped}")
+    typer.echo(f"run folder: {result.run_dir}")
+    if result.stopped == "interrupted":
+        raise typer.Exit(130)
 
 
 def register(app: typer.Typer) -> None:

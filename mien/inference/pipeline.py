@@ -124,6 +124,25 @@ def judge(prediction: Prediction, min_confidence: float | None) -> Prediction:
     return dataclasses.replace(prediction, label=UNCERTAIN)
 
 
+class _Inline:
+    """A Prefetcher's face for an iterator run on the caller's thread (`Pipeline(threads=1)`)."""
+
+    def __init__(self, iterator: Iterator):
+        self._iterator = iterator
+
+    def __iter__(self):
+        return self._iterator
+
+    def close(self) -> None:
+        self._iterator.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def small_message(face: Face, limit: int = MIN_JUDGED_FACE) -> str:
     """The row message of a face too small to judge (under `limit` px)."""
     side = min(face.box.width, face.box.height)
@@ -218,6 +237,9 @@ class Pipeline:
     overrides that for every attribute (`framings` holds the result per attribute).
     min_judged_face: faces whose box is smaller (px, either side) are marked `small` and get
     no attributes (0: judge every face).
+    threads: 1 runs decoding, detection and classification in turn on the caller's thread; 2 or
+    more (default: the machine's cores) overlap them, each stage on a thread of its own (each
+    network runs on one ONNX Runtime thread either way).
     """
 
     def __init__(
@@ -235,7 +257,11 @@ class Pipeline:
         landmarks: str | None = None,
         min_confidence: float | None = None,
         min_judged_face: int = MIN_JUDGED_FACE,
+        threads: int | None = None,
     ):
+        if threads is not None and threads < 1:
+            raise MienError(f"threads={threads}: use 1 or more")
+        self.threads = threads or os.cpu_count() or 1
         self.min_confidence = check_min_confidence(min_confidence)
         if min_judged_face < 0:
             raise MienError(f"min_judged_face={min_judged_face}: use 0 or more pixels")
@@ -393,7 +419,17 @@ class Pipeline:
         if first is None:
             return
         items = itertools.chain([first], items)
-        frames = items if isinstance(first, Frame) else iter_frames(items, **source_options)
+        decoder = None
+        if isinstance(first, Frame):
+            frames = items
+        else:
+            frames = iter_frames(items, **source_options)
+            if self.threads == 1:
+                frames = self._timed_decoding(frames)
+            elif self.prefetch > 1:
+                # Decoding runs in a thread of its own, ahead of detection: three stages on two
+                # cores keep both busy where two stages left one waiting on the slower half.
+                frames = decoder = Prefetcher(frames, self.prefetch)
         trackers: dict[str, IoUTracker] = {}
         smoothers: dict[str, ProbabilitySmoother] = {}
         pending: list[tuple[Frame, list[Face], dict[Framing, list[np.ndarray]]]] = []
@@ -401,26 +437,44 @@ class Pipeline:
         # classification here: the two halves of the work use both cores (ONNX Runtime and
         # OpenCV release the GIL).
         before = self.stats.detect_s + self.stats.crop_s
-        with Prefetcher(self._detected(frames), self.prefetch) as prefetched:
+        threaded = self.threads > 1
+        detected = self._detected(frames)
+        with Prefetcher(detected, self.prefetch) if threaded else _Inline(detected) as prefetched:
             try:
                 for item in prefetched:
                     pending.append(item)
                     n_faces = sum(len(f) for _, f, _ in pending)
-                    # Flush when a batch is full, when nothing more is decoded yet (a live
-                    # camera should not wait for a full batch), or when enough whole frames
-                    # wait in memory (long videos with few faces).
+                    # Flush when a batch is full, when nothing more is detected yet (on one
+                    # thread: every `prefetch` frames; a live camera should not wait for a full
+                    # batch), or when enough whole frames wait in memory (long videos, few faces).
                     if (
                         n_faces >= self.batch_size
                         or len(pending) >= MAX_PENDING_FRAMES
-                        or prefetched.ready() == 0
+                        or (prefetched.ready() == 0 if threaded
+                            else len(pending) >= max(1, self.prefetch))
                     ):
                         yield from self._flush(pending, trackers, smoothers)
                         pending = []
                 yield from self._flush(pending, trackers, smoothers)
             finally:
                 prefetched.close()  # the producer stops before its time is read
-                spent = self.stats.detect_s + self.stats.crop_s - before
-                self.stats.decode_s += max(0.0, prefetched.busy_s - spent)
+                if decoder is not None:
+                    decoder.close()
+                    self.stats.decode_s += decoder.busy_s
+                elif threaded:
+                    spent = self.stats.detect_s + self.stats.crop_s - before
+                    self.stats.decode_s += max(0.0, prefetched.busy_s - spent)
+
+    def _timed_decoding(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """`frames`, the time taken to make each added to `stats.decode_s` (one thread)."""
+        iterator = iter(frames)
+        while True:
+            start = time.perf_counter()
+            frame = next(iterator, None)
+            self.stats.decode_s += time.perf_counter() - start
+            if frame is None:
+                return
+            yield frame
 
     def _detected(self, frames: Iterable[Frame]
                   ) -> Iterator[tuple[Frame, list[Face], dict[Framing, list[np.ndarray]]]]:

@@ -214,15 +214,37 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
           warn: Callable[[str], None] = warn_on_stderr) -> RunResult:
     """Train `cfg` into its run folder (cfg.out); `resume` continues from last.safetensors.
     `data` lets repeated runs share one decoded copy of the images. `warn` gets what makes the
-    model suspect (metrics.json keeps it under `warnings`)."""
+    model suspect (metrics.json keeps it under `warnings`). Started by torchrun (or
+    `train_processes`), each process trains its share of every batch (mien.training.distributed)
+    and process 0 alone speaks and writes."""
+    from mien.training.distributed import joined
+
+    with joined(cfg.device) as group:
+        if not group.main:
+            echo = warn = _silent
+            progress = False
+        return _train(cfg, resume, data, progress, echo, warn, group)
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+def _train(cfg: TrainConfig, resume: bool, data: TrainData | None, progress: bool, echo,
+           warn, group) -> RunResult:
     import torch
 
-    run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
-    claim_run_dir(run_dir, resume, echo)
+    def claim() -> Path:
+        run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
+        claim_run_dir(run_dir, resume, echo)
+        return run_dir
+
+    run_dir = group.on_main(claim)  # one folder, though the processes' clocks name it apart
     cfg = cfg.replace(out=str(run_dir))
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
+    threads = cfg.threads or group.cpu_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    device = group.device or resolve_device(cfg.device)
 
     if data is None:
         data = _decode(cfg, read_split_record(run_dir) if resume else None, echo)
@@ -236,14 +258,55 @@ def train(cfg: TrainConfig, *, resume: bool = False, data: TrainData | None = No
     torch.manual_seed(cfg.seed)
     model, pre, arch, loss_kind, head_l2 = _setup_model(cfg, data.classes, echo)
     cfg = cfg.replace(model=arch)
-    save_config(cfg, run_dir / "config.yaml")
-    if data.split_record is not None:
-        ckpt.write_text(run_dir / "split.json", json.dumps(data.split_record, indent=1))
+    if group.main:
+        save_config(cfg, run_dir / "config.yaml")
+        if data.split_record is not None:
+            ckpt.write_text(run_dir / "split.json", json.dumps(data.split_record, indent=1))
+    if group.backend:
+        echo(f"data parallel: {group.world} processes ({group.backend}, {device}), batch "
+             f"{cfg.batch_size} per process, effective batch {cfg.batch_size * group.world}, "
+             f"{torch.get_num_threads()} torch thread(s) each")
 
-    run = _Run(cfg, data, model, pre, loss_kind, head_l2, device, run_dir, echo, progress, warn)
+    run = _Run(cfg, data, model, pre, loss_kind, head_l2, device, run_dir, echo, progress, warn,
+               group)
     if resume:
         run.restore()
-    return run.finish(run.fit())
+        if not group.agree(run.loop["epoch"]):  # a folder each node has its own copy of
+            raise MienError(f"{run_dir}: the processes found different saved epochs in it; on "
+                            "several nodes, put the run folder on a file system they share")
+    result = run.finish(run.fit())
+    if result.stopped != "interrupted":  # Ctrl-C reaches each process at its own moment
+        group.barrier()  # the others wait for process 0's files
+    return result
+
+
+def _train_process(cfg: dict, resume: bool, progress: bool, error_dir: str) -> RunResult:
+    """One of `train_processes`'s processes."""
+    from mien.training.distributed import report_failure
+
+    try:
+        result = train(TrainConfig.from_dict(cfg), resume=resume, progress=progress)
+    except MienError as exc:
+        report_failure(error_dir, exc)  # exits
+    if result.stopped == "interrupted":  # the launcher, stopped too, reads no results: a
+        sys.exit(130)  # process that returned one would wait for it to be read
+    return result
+
+
+def train_processes(cfg: TrainConfig, devices: int, *, resume: bool = False,
+                    progress: bool = True) -> RunResult:
+    """`train` in `devices` data-parallel processes on this machine (one per GPU, or CPU
+    processes sharing the cores), as `torchrun --nproc-per-node DEVICES` would start them;
+    `cfg.batch_size` is per process. Returns process 0's result."""
+    from mien.training.distributed import check_devices, spawn
+
+    check_devices(devices, cfg.device)
+    if cfg.repeats > 1:
+        raise ConfigError(f"--repeats {cfg.repeats} with --devices: train the seeds one after "
+                          "another (--seed K), each on the processes")
+    if devices == 1:
+        return train(cfg, resume=resume, progress=progress)
+    return spawn(_train_process, (cfg.to_dict(), resume, progress), devices)
 
 
 def _decode(cfg: TrainConfig, split_record: dict | None, echo) -> TrainData:
@@ -262,9 +325,10 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig, data: TrainData, model, pre: Preprocess, loss_kind: str,
                  head_l2: float, device: str, run_dir: Path, echo, progress: bool,
-                 warn: Callable[[str], None] = warn_on_stderr):
+                 warn: Callable[[str], None] = warn_on_stderr, group=None):
         import torch
 
+        from mien.training.distributed import SINGLE, train_step
         from mien.training.optim import activation_for, class_weights, make_loss, make_optimizer
 
         self.cfg, self.data, self.model, self.pre = cfg, data, model, pre
@@ -273,7 +337,7 @@ class _Run:
         else:
             self.train_pre = dataclasses.replace(pre, blur_sigma=cfg.train_blur_sigma)
         self.device, self.run_dir, self.echo, self.progress = device, run_dir, echo, progress
-        self.warn = warn
+        self.warn, self.group = warn, group or SINGLE
         model.to(device)
         if device == "cpu":  # NHWC: ~2x faster depthwise/3x3 convolutions on CPU
             model.to(memory_format=torch.channels_last)
@@ -310,8 +374,12 @@ class _Run:
                                             "lr": cfg.lr, "name": "aux"})
             self.aux_loss = torch.nn.BCEWithLogitsLoss()
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.steps_per_epoch = max(1, -(-len(self.train_y) // cfg.batch_size))
-        self.prep_threads = cfg.num_workers or min(4, os.cpu_count() or 1)
+        self.step = train_step(model, self.aux_head, self.group)
+        # every process takes batch_size images a step: together a batch of this many
+        self.batch = cfg.batch_size * self.group.world
+        self.steps_per_epoch = max(1, -(-len(self.train_y) // self.batch))
+        self.prep_threads = cfg.num_workers or min(
+            4, max(1, (os.cpu_count() or 1) // self.group.local_world))
 
         self.use_amp = cfg.amp and device.startswith("cuda")
         bf16 = self.use_amp and torch.cuda.is_bf16_supported()
@@ -324,7 +392,7 @@ class _Run:
             loss=loss_kind, trained_on=str(cfg.data), run=run_dir.name, tta=cfg.tta,
             framing=cfg.framing.to_dict())
         self.loop = {"epoch": 0, "history": [], "best_acc": -1.0, "best_epoch": 0,
-                     "train_seconds": 0.0, "images_seen": 0}
+                     "train_seconds": 0.0, "images_seen": 0, "processes": self.group.world}
         self.best_state: dict | None = None
         self.best_pred: np.ndarray | None = None
         self.budget = cfg.max_minutes * 60.0 if cfg.max_minutes else None
@@ -337,11 +405,19 @@ class _Run:
         if not state_file.is_file():
             self.echo(f"{self.run_dir}: no epoch was saved before the run stopped; starting it "
                       "from epoch 1")
-            for name in (ckpt.MODEL_FILE, ckpt.LAST_FILE):  # of that unsaved epoch, if any
-                (self.run_dir / name).unlink(missing_ok=True)
+            if self.group.main:
+                for name in (ckpt.MODEL_FILE, ckpt.LAST_FILE):  # of that unsaved epoch, if any
+                    (self.run_dir / name).unlink(missing_ok=True)
             return
         saved = ckpt.load_train_state(state_file, self.optimizer)
         self.loop = saved.loop
+        before, now = self.loop.get("processes", 1), self.group.world
+        if before != now:
+            self.warn(f"{self.run_dir} trained on {before} process(es), resumed on {now}: the "
+                      f"effective batch goes from {self.cfg.batch_size * before} to "
+                      f"{self.batch} from epoch {self.loop['epoch'] + 1}; to keep it, resume "
+                      f"with --devices {before} (or torchrun --nproc-per-node {before})")
+            self.loop["processes"] = now
         modules = dict(saved.modules) or self._weights_beside(state_file)
         self.model.load_state_dict(modules["model"])
         if self.aux_head is not None:
@@ -384,14 +460,19 @@ class _Run:
         few batches ahead of the model."""
         import torch
 
-        cfg, n = self.cfg, self.steps_per_epoch
+        from mien.training.distributed import shard
+
+        cfg, n, group = self.cfg, self.steps_per_epoch, self.group
         # One generator per epoch and per batch: the same batches whatever the thread timing,
         # and a resumed run replays the epochs it has not seen yet exactly.
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(self.train_y))
+        order = shard(order, group)  # this process's share of every batch
+        # each process augments its own share its own way
+        tail = [group.rank] if group.backend else []
 
         def make(i: int):
             idx = np.sort(order[i * cfg.batch_size:(i + 1) * cfg.batch_size])
-            rng = np.random.default_rng([cfg.seed, epoch, i])
+            rng = np.random.default_rng([cfg.seed, epoch, i, *tail])
             x = self._input(augment_batch(self.train_x[idx], self.pipeline, rng), self.train_pre)
             aux = None if self.aux_head is None else torch.from_numpy(self.train_aux[idx])
             soft = None if self.teacher_p is None else torch.from_numpy(self.teacher_p[idx])
@@ -417,8 +498,11 @@ class _Run:
         from mien.training.optim import predict
 
         self.model.eval()
-        vx, vy = self.data.val_x, self.data.val_y
-        total, preds = 0.0, []
+        # each process scores a slice of the validation images
+        bounds = np.linspace(0, len(self.data.val_y), self.group.world + 1).astype(int)
+        lo, hi = bounds[self.group.rank], bounds[self.group.rank + 1]
+        vx, vy = self.data.val_x[lo:hi], self.data.val_y[lo:hi]
+        total, preds = 0.0, [np.zeros(0, np.int64)]
         with torch.no_grad(), self._autocast():
             for s in range(0, len(vy), VAL_BATCH):
                 x = self._input(vx[s:s + VAL_BATCH]).to(self.device)
@@ -429,11 +513,15 @@ class _Run:
                     logits = _mean_probability(logits, self.model(torch.flip(x, dims=[3])),
                                                self.record["activation"])
                 preds.append(predict(logits).cpu().numpy())
-        pred = np.concatenate(preds)
+        pred = self.group.concat(np.concatenate(preds), np.diff(bounds))
+        total = self.group.sum([total])[0]
+        vy = self.data.val_y
         return total / len(vy), float((pred == vy).mean()), pred
 
     def _over_budget(self) -> bool:
-        return bool(self.budget) and time.perf_counter() - self.t_start > self.budget
+        if not self.budget:
+            return False
+        return self.group.any(time.perf_counter() - self.t_start > self.budget)
 
     def train_epoch(self, epoch: int) -> dict:
         """One pass over the training set (cut short when the time budget runs out)."""
@@ -442,7 +530,8 @@ class _Run:
         from mien.training.optim import lr_factor, predict
 
         cfg, model, optimizer = self.cfg, self.model, self.optimizer
-        torch.manual_seed(cfg.seed * 100_003 + epoch)  # dropout: replayable per epoch
+        # dropout: replayable per epoch, each process its own masks
+        torch.manual_seed(cfg.seed * 100_003 + epoch + self.group.rank * 1_000_003)
         _set_modes(model, cfg.freeze)
         # Sums stay on the device and are read every few steps: reading them each step would
         # stall a GPU on every batch.
@@ -459,11 +548,7 @@ class _Run:
                     g["lr"] = base * factor
                 x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
                 with self._autocast():
-                    if aux is None:
-                        logits = model(x)
-                    else:
-                        emb = model.forward_head(model.forward_features(x), pre_logits=True)
-                        logits = model.classifier(emb)
+                    logits, aux_logits = self.step(x)
                     loss = self.loss_fn(logits, y)
                     if soft is not None:
                         from mien.training.distill import distill_loss
@@ -474,7 +559,7 @@ class _Run:
                             class_weights=self.class_w)
                     if aux is not None:
                         loss = loss + cfg.aux_weight * self.aux_loss(
-                            self.aux_head(emb.flatten(1)).float(), aux.to(self.device))
+                            aux_logits.float(), aux.to(self.device))
                     if self.head_l2:
                         loss = loss + self.head_l2 * sum((w.float() ** 2).sum()
                                                          for w in self.head_weights)
@@ -496,13 +581,19 @@ class _Run:
                     break
         finally:
             bar.close()
-        return {"epoch": epoch, "train_loss": float(sum_loss) / seen,
-                "train_accuracy": float(correct) / seen, "lr": optimizer.param_groups[0]["lr"],
-                "seconds": time.perf_counter() - t0, "images": seen}
+        sum_loss, correct, seen = self.group.sum([sum_loss, correct, seen])  # of all processes
+        row = {"epoch": epoch, "train_loss": sum_loss / seen, "train_accuracy": correct / seen,
+               "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t0,
+               "images": int(seen)}
+        if self.group.backend:
+            row["processes"] = self.group.world
+        return row
 
     def save_last(self) -> None:
         """The state file first: it alone is what --resume reads, replaced in one step, so a
         kill at any moment leaves the previous epoch's or this one's, whole."""
+        if not self.group.main:
+            return
         modules = {"model": self.model.state_dict()}
         if self.aux_head is not None:
             modules["aux"] = self.aux_head.state_dict()
@@ -534,7 +625,8 @@ class _Run:
                     self.best_state = {k: v.detach().cpu().clone()
                                        for k, v in self.model.state_dict().items()}
                 self.save_last()
-                if improved:  # after the state, which restore() takes it from if killed here
+                # after the state, which restore() takes it from if killed here
+                if improved and self.group.main:
                     ckpt.save_weights(self.run_dir / ckpt.MODEL_FILE, self.best_state,
                                       {**self.record, "epoch": epoch, "val_accuracy": val_acc})
                 self.echo(f"epoch {epoch}: train loss {row['train_loss']:.4f} "
@@ -563,9 +655,9 @@ class _Run:
         final_acc = loop["history"][-1]["val_accuracy"] if loop["history"] else float("nan")
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)  # the run's model is its best epoch
-            if stopped != "interrupted":
-                if self.best_pred is None:  # resumed after the best epoch
-                    self.best_pred = self.evaluate()[2]
+            if stopped != "interrupted" and self.best_pred is None:  # resumed after the best
+                self.best_pred = self.evaluate()[2]  # epoch (every process: it is collective)
+            if stopped != "interrupted" and self.group.main:
                 calibration = self.calibrate()
                 record = {**self.record, "epoch": loop["best_epoch"],
                           "val_accuracy": loop["best_acc"],
@@ -575,14 +667,14 @@ class _Run:
                 ckpt.export_onnx(self.model.cpu(), record, self.run_dir / ckpt.ONNX_FILE)
         result = RunResult(self.run_dir, loop["best_acc"], final_acc, loop["best_epoch"],
                            loop["epoch"], stopped, loop["train_seconds"])
-        if not loop["history"]:  # interrupted in epoch 1: no metrics.json, so a new run may
-            return result        # take the folder over (claim_run_dir)
+        if not loop["history"] or not self.group.main:  # interrupted in epoch 1: no
+            return result  # metrics.json, so a new run may take the folder over (claim_run_dir)
         warnings = run_warnings(loop["history"], self.train_y, self.best_pred,
                                 self.data.classes, loop["best_epoch"])
         for warning in warnings:
             self.warn(warning)
         _write_metrics(self.run_dir, self.cfg, self.data, loop, result, self.best_pred,
-                       self.device, calibration, warnings)
+                       self.device, calibration, warnings, self.group)
         return result
 
     def calibrate(self):
@@ -634,10 +726,11 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
                    result: RunResult, best_pred: np.ndarray | None, device: str,
-                   calibration=None, warnings: list[str] | None = None) -> None:
+                   calibration=None, warnings: list[str] | None = None, group=None) -> None:
     from mien.training.plots import plot_confusion, plot_curves
 
     k = len(data.classes)
+    world = group.world if group else 1
     metrics = {
         "model": cfg.model, "classes": list(data.classes),
         "best_val_accuracy": result.best_val_accuracy,
@@ -649,6 +742,10 @@ def _write_metrics(run_dir: Path, cfg: TrainConfig, data: TrainData, loop: dict,
             loop["images_seen"] / max(sum(h["seconds"] for h in loop["history"]), 1e-9), 1),
         "num_train": int(len(data.train_y)), "num_val": int(len(data.val_y)),
         "skipped": list(data.skipped), "hardware": _hardware(device), "history": loop["history"],
+        # batch_size is per process; together they take a batch of effective_batch_size
+        "data_parallel": {"processes": world, "backend": group.backend if group else None,
+                          "batch_size_per_process": cfg.batch_size,
+                          "effective_batch_size": cfg.batch_size * world},
     }
     if warnings:
         metrics["warnings"] = warnings

@@ -44,7 +44,9 @@ def train_repeats(cfg: TrainConfig, *, resume: bool = False, progress: bool = Tr
     (and RUN/ensemble with `cfg.ensemble`). Images are decoded once for all seeds; with
     `resume`, finished seeds are kept as they are."""
     from mien.training.data import prepare, read_split_record
+    from mien.training.distributed import refuse_under_torchrun
 
+    refuse_under_torchrun(f"--repeats {cfg.repeats}")
     run_dir = Path(cfg.out) if cfg.out else default_run_dir(cfg)
     claim_run_dir(run_dir, resume, echo)
     cfg = cfg.replace(out=str(run_dir))

@@ -286,3 +286,29 @@ def test_pipeline_classifiers_run_on_one_thread_with_the_same_answers():
              for i in range(5)]
     np.testing.assert_allclose(mine.predict_proba(faces), default.predict_proba(faces),
                                atol=1e-6)
+
+
+def test_one_thread_gives_the_rows_of_overlapped_stages(models_env, classifiers, two_faces,
+                                                       group_photo):
+    """Pipeline(threads=1) decodes, detects and classifies in turn on the caller's thread; the
+    rows are those of the overlapped stages."""
+    import threading
+
+    paths = [two_faces, group_photo, two_faces]
+    overlapped = list(Pipeline("yunet", classifiers, threads=2).run(paths))
+    before = threading.active_count()
+    one = Pipeline("yunet", classifiers, threads=1, batch_size=2)
+    seen = []
+    for row in one.run(paths):
+        seen.append(threading.active_count())
+        assert row.status in ("ok", "small")
+    assert max(seen) == before  # no thread was started
+    rows = list(one.run(paths))
+    assert [(r.source, r.face_index, r.face.box) for r in rows] == [
+        (r.source, r.face_index, r.face.box) for r in overlapped]
+    for a, b in zip(rows, overlapped, strict=True):
+        assert a.face.attributes["light"].probabilities == pytest.approx(
+            b.face.attributes["light"].probabilities, abs=1e-5)
+    assert one.stats.decode_s > 0 and one.stats.frames == 6
+    with pytest.raises(mien.errors.MienError, match="threads"):
+        Pipeline("yunet", classifiers, threads=0)
