@@ -59,8 +59,8 @@ FRAME_COLUMNS = ("seq", "shard", "source", "frame", "timestamp", "stream", "erro
 
 @dataclass(frozen=True, slots=True)
 class RayOptions:
-    """Where and how wide the stages run. Pool sizes None: half the cluster's CPUs detect, the
-    rest classify (the split the local engine makes between its two threads)."""
+    """Where and how wide the stages run. Pool sizes None: half the cluster's CPUs detect
+    (decoding with it), the rest classify."""
 
     address: str | None = None  # an existing cluster (HOST:PORT or "auto"); None: start one
     num_cpus: int | None = None  # CPUs of the Ray instance started here (None: all)
