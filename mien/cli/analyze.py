@@ -108,7 +108,7 @@ def analyze_command(
     from mien.inference.writers import FORMATS
 
     if engine == "ray":
-        _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera)
+        _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera, threads)
     elif engine != "local":
         raise MienError(f"--engine {engine!r}: use local or ray")
     fmt = fmt or ("parquet" if engine == "ray" else "jsonl")
@@ -170,7 +170,8 @@ def analyze_command(
         raise typer.Exit(1)
 
 
-def _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera) -> None:
+def _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera,
+                       threads) -> None:
     if out is None:
         raise MienError("--engine ray writes Parquet shards: add --out DIR")
     if fmt not in (None, "parquet"):
@@ -179,6 +180,9 @@ def _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera) 
                        ("--summary", summary), ("--camera", camera is not None)):
         if used:
             raise MienError(f"{flag} needs the local engine: drop it or --engine ray")
+    if threads is not None:
+        raise MienError("--threads is the local engine's: with --engine ray, size the actor "
+                        "pools (--detect-actors, --classify-actors, --cpus-per-actor)")
     if not inputs:
         raise MienError("nothing to analyze: give files, folders, URIs or a .parquet table")
 

@@ -202,6 +202,8 @@ def test_bad_options_and_tables_fail_with_one_line(local_ray, tmp_path, capsys):
         ([str(missing), "--engine", "ray", "--out", str(out), "--format", "csv"],
          "--engine ray writes Parquet shards, not csv"),
         ([str(missing), "--engine", "spark", "--out", str(out)], "--engine 'spark': use local"),
+        ([str(missing), "--engine", "ray", "--out", str(out), "--threads", "2"],
+         "--threads is the local engine's"),
         ([str(tmp_path / "none.parquet"), "--engine", "ray", "--out", str(tmp_path / "o2")],
          "none.parquet: file not found"),
         ([str(missing), "--engine", "ray", "--out", str(tmp_path / "o3"), "--detect-actors",
