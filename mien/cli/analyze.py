@@ -96,7 +96,7 @@ def analyze_command(
     range_frames: Annotated[int, typer.Option(
         min=1, help="Ray: kept video frames per task; a longer video is split.")] = 256,
     path_column: Annotated[str, typer.Option(
-        help="Ray: the column of paths or URIs in a .parquet input.")] = "path",
+        help="Ray: the column of file paths or URIs in a .parquet input.")] = "path",
     memory_mb: Annotated[int | None, typer.Option(
         min=1, help="Ray: object-store MB for blocks in flight [default: Ray's].")] = None,
 ) -> None:

@@ -144,10 +144,11 @@ def plan_shards(inputs: Sequence[str], *, glob: str | None = None, every: int = 
                 fps: float | None = None, max_frames: int | None = None,
                 path_column: str = "path", options: RayOptions = RayOptions(),
                 settings: dict | None = None) -> Plan:
-    """Expand `inputs` (files, folders, URIs; a `.parquet` file is a table of them in
-    `path_column`) into shards: photos gathered up to `options.shard_frames`, each video a shard
-    of its own, cut into ranges of `options.range_frames` kept frames. `settings`: whatever else
-    changes the rows (models, detector, thresholds), folded into the digest."""
+    """Expand `inputs` (files, folders, URIs; a `.parquet` file is a table of files or file
+    URIs in `path_column`) into shards: photos gathered up to `options.shard_frames`, each
+    video a shard of its own, cut into ranges of `options.range_frames` kept frames.
+    `settings`: whatever else changes the rows (models, detector, thresholds), folded into the
+    digest."""
     if options.shard_frames < 1 or options.range_frames < 1:
         raise MienError("--shard-frames and --range-frames: use 1 or more")
     sources: list[str] = []
@@ -155,8 +156,8 @@ def plan_shards(inputs: Sequence[str], *, glob: str | None = None, every: int = 
         if given == STDIN or given.startswith("camera:"):
             raise MienError(f"{given}: the ray engine reads files and URIs; analyze stdin or a "
                             "camera with the local engine (--engine local)")
-        if given.lower().endswith(".parquet"):
-            sources.extend(expand_inputs(table_paths(given, path_column), glob))
+        if given.lower().endswith(".parquet"):  # its rows name files: no listing per row
+            sources.extend(table_paths(given, path_column))
         else:
             sources.extend(expand_inputs([given], glob))
     items: list[WorkItem] = []
