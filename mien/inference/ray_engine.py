@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,8 +248,10 @@ def _decode(batch: dict, *, every: int, fps: float | None, max_frames: int | Non
                                   start=int(start), stop=None if stop < 0 else int(stop))
         for frame in frames:
             for key, value in zip(FRAME_COLUMNS + ("image",), (
-                    seq, shard, frame.source, frame.index, frame.timestamp, frame.stream,
-                    frame.error, NO_PIXELS if frame.image is None else frame.image), strict=True):
+                    seq, shard, frame.source, frame.index,
+                    math.nan if frame.timestamp is None else frame.timestamp, frame.stream,
+                    frame.error or "", NO_PIXELS if frame.image is None else frame.image),
+                    strict=True):
                 out[key].append(value)
             if len(out["seq"]) >= FRAMES_PER_DECODE_BATCH:
                 yield out
@@ -261,9 +264,17 @@ def _columns(names: Iterable[str]) -> dict[str, list]:
     return {name: [] for name in names}
 
 
+# Every column keeps one type in every block, or Ray cannot put blocks together ("Failed to
+# unify schemas": a block whose `error` held only None had become a float column): no message
+# is "", no timestamp NaN, no face b"" and a face its pickle.
+
+
 def _text(value) -> str | None:
-    """A string column's value; a column of nothing but None can arrive as NaN."""
-    return str(value) if isinstance(value, str) else None
+    return str(value) or None
+
+
+def _face(data: bytes) -> Face | None:
+    return pickle.loads(data) if data else None  # written by this module's actors only
 
 
 class Detect:
@@ -288,8 +299,8 @@ class Detect:
             for j in range(max(1, len(faces))):
                 for key in FRAME_COLUMNS:
                     out[key].append(batch[key][i])
-                out["detector"].append(self.pipeline.detector.name if readable else None)
-                out["face"].append(faces[j] if faces else None)
+                out["detector"].append(self.pipeline.detector.name if readable else "")
+                out["face"].append(pickle.dumps(faces[j]) if faces else b"")
                 for k, name in enumerate(crops):
                     out[name].append(next(cut[k]) if faces and not faces[j].small
                                      else NO_PIXELS)
@@ -307,16 +318,15 @@ class Classify:
         self.min_confidence = min_confidence
 
     def __call__(self, batch: dict) -> dict:
-        faces = list(batch["face"])
-        found = [i for i, f in enumerate(faces) if isinstance(f, Face) and not f.small]
+        faces = [_face(data) for data in batch["face"]]
+        found = [i for i, f in enumerate(faces) if f is not None and not f.small]
         crops = {fr: [batch[col][i] for i in found] for fr, col in self.column.items()}
         if self.attributes:
             predictions = classify(self.attributes, self.framings, crops, self.min_confidence)
             for i, attrs in zip(found, predictions, strict=True):
                 faces[i] = dataclasses.replace(faces[i], attributes=attrs)
         out = {key: batch[key] for key in FRAME_COLUMNS + ("detector",)}
-        out["face"] = np.empty(len(faces), dtype=object)
-        out["face"][:] = faces
+        out["face"] = [b"" if f is None else pickle.dumps(f) for f in faces]
         return out
 
 
@@ -330,15 +340,15 @@ def _frames(batches: Iterable[dict]) -> Iterator[tuple[int, Frame, str | None, l
             if here != key:
                 if current is not None:
                     yield current
-                timestamp = batch["timestamp"][i]  # None (photos) arrives as NaN or None
-                if timestamp is not None:
-                    timestamp = None if math.isnan(timestamp) else float(timestamp)
+                timestamp = float(batch["timestamp"][i])
+                timestamp = None if math.isnan(timestamp) else timestamp
                 frame = Frame(str(batch["source"][i]), int(batch["frame"][i]), timestamp,
                               error=error, stream=bool(batch["stream"][i]))
                 current = (int(batch["shard"][i]), frame, _text(batch["detector"][i]), [])
                 key = here
-            if isinstance(batch["face"][i], Face):
-                current[3].append(batch["face"][i])
+            face = _face(batch["face"][i])
+            if face is not None:
+                current[3].append(face)
     if current is not None:
         yield current
 

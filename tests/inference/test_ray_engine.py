@@ -236,3 +236,31 @@ def test_a_worker_that_cannot_load_its_model_fails_in_one_line(local_ray, two_fa
                    detector=None, detector_options={}, landmarks=None, options=RayOptions())
     assert str(failure.value) == f"{missing}: file not found; check the path"
     assert not list((tmp_path / "faces").glob("*part-*"))
+
+
+def test_every_column_keeps_one_type_whatever_the_frames_hold(folder):
+    """Ray puts blocks together only when their columns agree: an `error` column of nothing
+    but None once became a float column and failed to unify with one holding a message."""
+    import json
+
+    from mien.inference.pipeline import Pipeline
+    from mien.inference.ray_engine import Classify, Detect, _decode
+
+    items = json.dumps([[0, 0, str(folder / "a_two.jpg"), 0, -1],
+                        [1, 0, str(folder / "d_broken.jpg"), 0, -1],
+                        [2, 0, str(folder / "e_clip.avi"), 30, -1]])
+    frames = {k: sum((b[k] for b in _decode({"items": [items]}, every=1, fps=None,
+                                               max_frames=None)), []) for k in ("error",
+                                                                                "timestamp")}
+    assert len(frames["error"]) == 1 + 1 + 6
+    assert all(isinstance(e, str) for e in frames["error"]) and frames["error"][1]
+    assert all(isinstance(t, float) for t in frames["timestamp"])
+
+    pipeline = Pipeline(None, ["smile"])
+    distinct = list(dict.fromkeys(pipeline.framings.values()))
+    batch = next(_decode({"items": [items]}, every=1, fps=None, max_frames=None))
+    detected = Detect(None, {}, None, distinct, pipeline.min_judged_face)(batch)
+    assert all(isinstance(d, str) for d in detected["detector"]) and "" in detected["detector"]
+    assert all(isinstance(f, bytes) for f in detected["face"]) and b"" in detected["face"]
+    classified = Classify(["smile"], dict(pipeline.framings), distinct, None)(detected)
+    assert all(isinstance(f, bytes) for f in classified["face"])
