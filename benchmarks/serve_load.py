@@ -66,13 +66,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args) -> tuple[subprocess.Popen, str]:
+def start_server(args, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """`mien serve` with `args`' workers, queue, attributes and detector (and `extra`
+    options), once it answers /readyz."""
     import httpx
 
     port = free_port()
     command = [sys.executable, "-m", "mien.cli.main", "serve", "--port", str(port),
                "--workers", str(args.workers), "--queue", str(args.queue),
-               "--log-level", "warning"]
+               "--log-level", "warning", *extra]
     if args.attributes is not None:
         command += ["--attributes", args.attributes]
     if args.detector:

@@ -25,6 +25,10 @@ class MissingDependencyError(MienError):
     """An optional dependency is not installed; the message gives the install command."""
 
 
+class DeadlineExceeded(MienError):
+    """Work stopped: its deadline passed or its caller gave up (`mien.deadline`)."""
+
+
 class MienWarning(UserWarning):
     """Something the user should know, that did not stop the work; the CLI prints it as one
     line starting with `warning:`."""

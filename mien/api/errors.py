@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from mien.errors import ImageReadError, MienError, MissingDependencyError, ModelFileError
+from mien.errors import (
+    DeadlineExceeded,
+    ImageReadError,
+    MienError,
+    MissingDependencyError,
+    ModelFileError,
+)
 
 log = logging.getLogger("mien.api")
 
@@ -23,6 +29,8 @@ def payload(error: str, detail: str) -> dict:
 
 def mien_error_status(exc: MienError) -> tuple[int, str]:
     """MienError subclasses -> (HTTP status, error code)."""
+    if isinstance(exc, DeadlineExceeded):  # the caller has had its 504 already, as a rule
+        return 504, "timeout"
     if isinstance(exc, ImageReadError):
         return 422, "unreadable_image"
     if isinstance(exc, (ModelFileError, MissingDependencyError)):

@@ -25,6 +25,14 @@ class Settings:
     max_upload_bytes: int = 16 * MIB
     max_pixels: int = 50_000_000
     max_batch_images: int = 16
+    # Decoded pixels all workers may hold at once; a worker waits for its image's share. A
+    # worker holds one image at a time: 7 bytes a pixel while it is decoded (Pillow's 4 and the
+    # array's 3), then the array and YuNet's tiles. None: two images of max_pixels.
+    pixel_budget: int | None = None
+    # Pixels of all the images of one request (-> 413 before any work): YuNet's fine view
+    # takes seconds per 10 MP, so more could not finish within timeout_s anyway.
+    # None: four images of max_pixels.
+    max_request_pixels: int | None = None
     # Threads that decode, detect and classify. OpenCV and ONNX Runtime release the GIL, so
     # threads use the cores without loading the models once per process.
     workers: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
@@ -40,10 +48,16 @@ class Settings:
     cors_origins: tuple[str, ...] = ()  # empty: no CORS headers (same-origin page only)
 
     def __post_init__(self):
+        if self.pixel_budget is None:
+            object.__setattr__(self, "pixel_budget", 2 * self.max_pixels)
+        if self.max_request_pixels is None:
+            object.__setattr__(self, "max_request_pixels", 4 * self.max_pixels)
         checks = {
             "max_upload_bytes": self.max_upload_bytes >= 1,
             "max_pixels": self.max_pixels >= 1,
             "max_batch_images": self.max_batch_images >= 1,
+            "pixel_budget": self.pixel_budget >= 1,
+            "max_request_pixels": self.max_request_pixels >= 1,
             "workers": self.workers >= 1,
             "queue_size": self.queue_size >= 0,
             "timeout_s": self.timeout_s > 0,

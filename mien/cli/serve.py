@@ -28,6 +28,13 @@ def serve_command(
                         "(slow-header clients).")] = 10.0,
     max_pixels: Annotated[int, typer.Option(
         min=1, help="Largest image, width x height (decompression bombs get 413).")] = 50_000_000,
+    pixel_budget: Annotated[int | None, typer.Option(
+        min=1, help="Decoded pixels all workers may hold at once (7 bytes each while "
+                    "decoded); a worker waits for its image's share [default: 2 x "
+                    "--max-pixels].")] = None,
+    max_request_pixels: Annotated[int | None, typer.Option(
+        min=1, help="Pixels of all the images of one request (more gets 413) [default: 4 x "
+                    "--max-pixels].")] = None,
     cors: Annotated[list[str] | None, typer.Option(
         help="Allow browser pages from this origin (repeatable), e.g. http://localhost:3000 "
              "[default: none].")] = None,
@@ -58,6 +65,7 @@ def serve_command(
         queue_size=queue,
         timeout_s=timeout, upload_timeout_s=upload_timeout, header_timeout_s=header_timeout,
         max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
+        pixel_budget=pixel_budget, max_request_pixels=max_request_pixels,
         cors_origins=tuple(cors or ()),
         attributes=None if attributes is None else tuple(
             a.strip() for a in attributes.split(",") if a.strip()),

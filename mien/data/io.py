@@ -38,14 +38,32 @@ def _to_uint8(img) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float64)
         hi = 1.0 if arr.max() <= 1.0 else 255.0
         return np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    # No convert() where the mode is already right: it would copy the whole picture (a
+    # 7000x7000 RGB PNG holds 196 MB in Pillow).
     if mode in ("L", "1"):
-        return np.asarray(img.convert("L"), dtype=np.uint8)
+        return _array(img if mode == "L" else img.convert("L"))
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         # Composite on white: transparent background must not read as black.
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return _array(img if mode == "RGB" else img.convert("RGB"))
+
+
+STRIP_PIXELS = 1 << 18  # a strip costs twice its bytes for a moment (see _array)
+
+
+def _array(img) -> np.ndarray:
+    """`np.asarray(img)` of an 8-bit L or RGB image, in strips of rows: numpy gets the pixels
+    from Pillow as one bytes object joined from chunks, twice the picture for a moment."""
+    w, h = img.size
+    rows = max(1, STRIP_PIXELS // max(w, 1))
+    if h <= rows:
+        return np.asarray(img, dtype=np.uint8)
+    out = np.empty((h, w, 3) if img.mode == "RGB" else (h, w), np.uint8)
+    for top in range(0, h, rows):
+        out[top:top + rows] = np.asarray(img.crop((0, top, w, min(top + rows, h))))
+    return out
 
 
 def decode_image(
@@ -101,9 +119,17 @@ def decode_image(
 def from_pil(img, mode: ColorMode | None = "rgb") -> np.ndarray:
     """A PIL image of any mode as uint8, like `decode_image` gives a file (EXIF orientation
     applied)."""
-    from PIL import ImageOps
+    return convert_color(_to_uint8(upright(img)), mode)
 
-    return convert_color(_to_uint8(ImageOps.exif_transpose(img)), mode)
+
+def upright(img):
+    """`img` turned as its EXIF orientation says; `img` itself, not a copy, when it needs
+    no turn."""
+    from PIL import ExifTags, ImageOps
+
+    if img.getexif().get(ExifTags.Base.Orientation, 1) in (None, 1):
+        return img
+    return ImageOps.exif_transpose(img)
 
 
 def read_image(path: str | os.PathLike, mode: ColorMode | None = "rgb") -> np.ndarray:

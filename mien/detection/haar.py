@@ -41,6 +41,9 @@ def _available() -> bool:
         return False
 
 
+RELOAD_PIXELS = 4_000_000
+
+
 @register_detector("haar", "OpenCV Haar cascade (bundled with OpenCV; boxes only)", _available,
                    install=INSTALL)
 class HaarDetector:
@@ -74,6 +77,11 @@ class HaarDetector:
             minSize=(size, size),
             outputRejectLevels=True,
         )
+        if gray.size >= RELOAD_PIXELS:
+            # OpenCV keeps the integral images of every pyramid level of the largest picture
+            # in the cascade (tens of bytes a pixel; for good in a server's detector): a fresh
+            # cascade lets them go.
+            self._cascade = cv2.CascadeClassifier(_cascade_path())
         if len(rects) == 0:
             return []
         rects = np.asarray(rects, np.float64).reshape(-1, 4)

@@ -28,9 +28,11 @@ test_yunet_engine.py holds both to it; times in benchmarks/results/analyze_compa
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
+from mien.deadline import check_deadline
 from mien.detection.base import (
     DEFAULT_OPTIONS,
     DetectorOptions,
@@ -67,7 +69,6 @@ class YuNetDetector:
         threads: int | None = None,  # ONNX Runtime threads; None: OpenCV's thread count
     ):
         import cv2
-        import onnxruntime as ort
 
         self.options = options
         self.model_path = verified_model_file("yunet", model_path, models_dir)
@@ -91,19 +92,9 @@ class YuNetDetector:
         t = options.score_threshold
         self.threshold = self.default_threshold if t is None else t
         self.top_k = top_k
-        session_options = ort.SessionOptions()
-        session_options.log_severity_level = 3  # the file declares 640x640 outputs; sizes vary
         # OpenCV's thread count when the detector is built, as when OpenCV ran it (a Pipeline
         # asks for 1: it detects beside classification, each on its own core).
-        session_options.intra_op_num_threads = threads or max(1, cv2.getNumThreads())
-        session_options.inter_op_num_threads = 1
-        # Idle pool threads sleep instead of spinning: with two threads, spinning doubled the CPU
-        # time per photo (5.3 vs 2.6 ms on a loaded 2-core machine) that decoding and the
-        # classifiers need.
-        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            any_input_size(self.model_path.read_bytes()), session_options,
-            providers=["CPUExecutionProvider"])
+        self._session = shared_session(self.model_path, threads or max(1, cv2.getNumThreads()))
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps")
                          for stride in STRIDES]
 
@@ -120,55 +111,56 @@ class YuNetDetector:
         return [whole, fine] if fine > 1.25 * whole else [whole]
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        import cv2
 
         image = check_image(image)
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        # Kept RGB: each view swaps to YuNet's BGR as it fills its input, so no whole BGR copy
+        # of the photo is made (a swap commutes with the per-channel resizes).
         whole, *fine = self.scales(*image.shape[:2])
-        found = [self._detect_at(bgr, whole)]
+        found = [self._detect_at(image, whole)]
         # The fine view must hold whole every face the whole view may miss: up to 30 px there.
-        found += [self._detect_tiled(bgr, s, overlap=round(30 * s / whole)) for s in fine]
+        found += [self._detect_tiled(image, s, overlap=round(30 * s / whole)) for s in fine]
         raw = np.concatenate(found)
         boxes = np.c_[raw[:, 0], raw[:, 1], raw[:, 0] + raw[:, 2], raw[:, 1] + raw[:, 3]]
         points = raw[:, 4:14].reshape(-1, 5, 2)
         return to_faces(boxes, raw[:, 14], points, self.options, self.threshold, image.shape)
 
-    def _detect_at(self, bgr: np.ndarray, scale: float) -> np.ndarray:
-        """YuNet's rows (x, y, w, h, 5 landmarks, score) for `bgr` seen at `scale`, in the
+    def _detect_at(self, rgb: np.ndarray, scale: float) -> np.ndarray:
+        """YuNet's rows (x, y, w, h, 5 landmarks, score) for `rgb` seen at `scale`, in the
         photo's own pixels."""
         import cv2
 
-        h, w = bgr.shape[:2]
+        h, w = rgb.shape[:2]
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         if (sw, sh) != (w, h):
             shrink = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            bgr = cv2.resize(bgr, (sw, sh), interpolation=shrink)
+            rgb = cv2.resize(rgb, (sw, sh), interpolation=shrink)
         pw, ph = -(-sw // STRIDES[-1]) * STRIDES[-1], -(-sh // STRIDES[-1]) * STRIDES[-1]
         blob = np.zeros((1, 3, ph, pw), np.float32)
-        blob[0, :, :sh, :sw] = bgr.transpose(2, 0, 1)
+        blob[0, :, :sh, :sw] = rgb.transpose(2, 0, 1)[::-1]  # RGB -> BGR
         outputs = self._session.run(self._outputs, {"input": blob})
         raw = decode(outputs, pw, self.threshold, self.options.nms_iou, self.top_k)
         # Back to the photo's pixels with the exact per-axis ratios of the resize.
         return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
 
-    def _detect_tiled(self, bgr: np.ndarray, scale: float, overlap: int) -> np.ndarray:
-        """`_detect_at(bgr, scale)` in overlapping tiles of at most `self.tile` px of the scaled
+    def _detect_tiled(self, rgb: np.ndarray, scale: float, overlap: int) -> np.ndarray:
+        """`_detect_at(rgb, scale)` in overlapping tiles of at most `self.tile` px of the scaled
         picture, each cut from the photo and scaled on its own, so the scaled photo is never held
         whole. A box touching a tile's inner edge is dropped: the tile beside it holds that face
         whole, as long as it is `overlap` px (of the scaled picture) or smaller."""
         import cv2
 
-        h, w = bgr.shape[:2]
+        h, w = rgb.shape[:2]
         sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
         overlap = min(overlap, self.tile // 2)
         rows = []
         for x0, x1 in tile_spans(sw, self.tile, overlap):
             for y0, y1 in tile_spans(sh, self.tile, overlap):
+                check_deadline("detecting faces in the next tile")
                 # The photo's pixels under this tile (one more around, for the interpolation)
                 px0, py0 = max(0, int(x0 / scale) - 1), max(0, int(y0 / scale) - 1)
                 px1 = min(w, int(np.ceil(x1 / scale)) + 1)
                 py1 = min(h, int(np.ceil(y1 / scale)) + 1)
-                part = cv2.resize(bgr[py0:py1, px0:px1],
+                part = cv2.resize(rgb[py0:py1, px0:px1],
                                   (round((px1 - px0) * scale), round((py1 - py0) * scale)),
                                   interpolation=cv2.INTER_LINEAR)
                 # The tile's window of that scaled piece, in the scaled picture's pixels
@@ -190,6 +182,34 @@ class YuNetDetector:
                 rows.append(raw)
         raw = np.concatenate(rows) if rows else np.zeros((0, 15))
         return raw * np.r_[np.tile([w / sw, h / sh], 7), 1.0]
+
+
+_sessions: dict[tuple[str, int], object] = {}
+_sessions_lock = threading.Lock()
+
+
+def shared_session(model_path, threads: int):
+    """One ONNX Runtime session per model file and thread count, shared by every detector
+    (thresholds and face limits act after the network; a session runs from several threads
+    at once). Each session keeps a memory arena as large as the largest picture or tile it
+    has run, so a server building a detector per thread and option set held one per pair."""
+    import onnxruntime as ort
+
+    key = (str(model_path), threads)
+    with _sessions_lock:
+        if key not in _sessions:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3  # the file declares 640x640 outputs; sizes vary
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # Idle pool threads sleep instead of spinning: with two threads, spinning doubled
+            # the CPU time per photo (5.3 vs 2.6 ms on a loaded 2-core machine) that decoding
+            # and the classifiers need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            _sessions[key] = ort.InferenceSession(
+                any_input_size(model_path.read_bytes()), options,
+                providers=["CPUExecutionProvider"])
+        return _sessions[key]
 
 
 def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:

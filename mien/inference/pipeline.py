@@ -7,11 +7,12 @@ cut the way its model was trained (`framing`), so a face is cropped once per dis
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from mien.data.io import convert_color, decode_image, from_pil
 from mien.data.preprocess import Framing, Preprocess
+from mien.deadline import Deadline
 from mien.errors import MienError
 from mien.inference.align import crop_face
 from mien.inference.sources import Frame, Prefetcher, iter_frames
@@ -33,6 +35,12 @@ Status = Literal["ok", "small", "no_face", "error"]  # small: a face too small t
 # balanced (glasses, 0.97); at 16 px they keep 0.55 and 0.87, smile 0.92 of 0.95
 # (benchmarks/small_faces.py, benchmarks/results/small_faces.json).
 MIN_JUDGED_FACE = 16
+# Most faces per classifier call, and between two looks at the deadline while cropping or
+# classifying. ONNX Runtime keeps each session's memory arena as large as its largest call,
+# so a photo with hundreds of boxes left the classifiers holding several times more at 256 a
+# call than at 32; a face costs the same at batch 8 and 32
+# (benchmarks/results/serve_load.json, classifier_batching_ms_per_face).
+CHUNK_FACES = 32
 
 
 class Classifier(Protocol):
@@ -159,34 +167,37 @@ def framing_of(classifier) -> Framing:
 def classify(
     attributes: Mapping[str, Classifier], framings: Mapping[str, Framing],
     crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray],
-    min_confidence: float | None = None,
+    min_confidence: float | None = None, check: Callable[[str], None] | None = None,
 ) -> list[dict[str, Prediction]]:
-    """Every attribute for each face, one batched call per classifier: `Pipeline.classify`, for
-    classifiers held without a detector (a worker that only classifies). `framings`: how each
-    attribute's faces are cut; `crops`: the faces per framing, or one list every attribute
-    reads."""
+    """Every attribute for each face, in calls of at most CHUNK_FACES faces per classifier:
+    `Pipeline.classify`, for classifiers held without a detector (a worker that only
+    classifies). `framings`: how each attribute's faces are cut; `crops`: the faces per framing,
+    or one list every attribute reads; `check(what)` before each call (a deadline's)."""
     if isinstance(crops, Mapping):
         n = len(next(iter(crops.values()), ()))
     else:
         n, crops = len(crops), {framing: crops for framing in framings.values()}
     out: list[dict[str, Prediction]] = [{} for _ in range(n)]
-    if not n:
-        return out
-    for name, classifier in attributes.items():
-        probs = np.asarray(classifier.predict_proba(list(crops[framings[name]])), np.float64)
-        labels = tuple(classifier.labels)
-        if probs.shape != (n, len(labels)):
-            raise MienError(
-                f"classifier {name!r} returned shape {probs.shape} for {n} faces "
-                f"and {len(labels)} labels; check the model file"
-            )
-        best = probs.argmax(axis=1)
-        for i, row in enumerate(probs):
-            out[i][name] = judge(Prediction(
-                labels[best[i]],
-                float(row[best[i]]),
-                {k: float(p) for k, p in zip(labels, row, strict=True)},
-            ), min_confidence)
+    for first in range(0, n, CHUNK_FACES):
+        if check is not None:
+            check("classifying faces")
+        part = slice(first, min(first + CHUNK_FACES, n))
+        for name, classifier in attributes.items():
+            probs = np.asarray(classifier.predict_proba(list(crops[framings[name]][part])),
+                               np.float64)
+            labels = tuple(classifier.labels)
+            if probs.shape != (part.stop - first, len(labels)):
+                raise MienError(
+                    f"classifier {name!r} returned shape {probs.shape} for "
+                    f"{part.stop - first} faces and {len(labels)} labels; check the model file"
+                )
+            best = probs.argmax(axis=1)
+            for i, row in enumerate(probs):
+                out[first + i][name] = judge(Prediction(
+                    labels[best[i]],
+                    float(row[best[i]]),
+                    {k: float(p) for k, p in zip(labels, row, strict=True)},
+                ), min_confidence)
     return out
 
 
@@ -233,6 +244,9 @@ class Pipeline:
     roll, so crops of tilted faces come out upright (YuNet's own barely tilt).
     min_confidence: an answer whose top probability is below it is labelled `uncertain`
     (None: every answer is its most probable class).
+    deadline: when set, work stops with DeadlineExceeded once it passes, checked before each
+    picture's detection (and each tile of YuNet's fine view) and each `CHUNK_FACES` faces
+    cropped or classified.
     margin, align: None crops each attribute's faces with its own model's framing; a value
     overrides that for every attribute (`framings` holds the result per attribute).
     min_judged_face: faces whose box is smaller (px, either side) are marked `small` and get
@@ -258,6 +272,7 @@ class Pipeline:
         min_confidence: float | None = None,
         min_judged_face: int = MIN_JUDGED_FACE,
         threads: int | None = None,
+        deadline: Deadline | None = None,
     ):
         if threads is not None and threads < 1:
             raise MienError(f"threads={threads}: use 1 or more")
@@ -266,6 +281,7 @@ class Pipeline:
         if min_judged_face < 0:
             raise MienError(f"min_judged_face={min_judged_face}: use 0 or more pixels")
         self.min_judged_face = min_judged_face
+        self.deadline = deadline
         if detector is None or isinstance(detector, str):
             from mien.detection import create_detector, default_detector_name
 
@@ -316,27 +332,43 @@ class Pipeline:
 
     def analyze_many(self, images: Sequence) -> list[list[Face]]:
         """Faces of each picture, as `analyze` gives them, with one call per classifier for the
-        faces of all of them (the HTTP API's batch)."""
-        images = [_as_image(im) for im in images]
-        return self.label(images, [self.detect(im) for im in images])
+        faces of all of them. Pictures given as paths or bytes are decoded one at a time and
+        only their face crops kept, so a batch holds one decoded picture at once."""
+        found, crops = [], []
+        for item in images:
+            image = _as_image(item)
+            faces = self.detect(image)
+            found.append(faces)
+            crops.append(self.crops(image, faces))
+            del image  # before the next one is decoded
+        return self.label_crops(crops, found)
 
     def label(self, images: Sequence[np.ndarray], found: Sequence[Sequence[Face]]
               ) -> list[list[Face]]:
         """`found[i]`, the faces detected in `images[i]`, with `attributes` filled: cropped per
         framing and classified with one call per classifier for all of them."""
         found = [self.mark_small(faces) for faces in found]
-        crops = _joined(self.crops(im, faces) for im, faces in zip(images, found, strict=True))
-        predictions = iter(self._predict(crops, sum(not f.small for fs in found for f in fs)))
+        return self.label_crops(
+            [self.crops(im, faces) for im, faces in zip(images, found, strict=True)], found)
+
+    def label_crops(self, crops: Sequence[Mapping[Framing, Sequence[np.ndarray]]],
+                    found: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """Like `label`, from the crops `crops` cut of each picture (faces marked small have
+        none): the pictures themselves may be gone."""
+        predictions = iter(self._predict(_joined(crops),
+                                         sum(not f.small for fs in found for f in fs)))
         return [[f if f.small else dataclasses.replace(f, attributes=next(predictions))
                  for f in faces] for faces in found]
 
     def classify(
         self, crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray]
     ) -> list[dict[str, Prediction]]:
-        """Every attribute for each face, one batched call per classifier. `crops`: the faces
-        per framing, as `crops` cuts them, or one list of crops that every attribute reads."""
+        """Every attribute for each face, in calls of at most CHUNK_FACES faces per classifier
+        (the deadline looked at before each). `crops`: the faces per framing, as `crops` cuts
+        them, or one list of crops that every attribute reads."""
         start = time.perf_counter()
-        out = classify(self.attributes, self.framings, crops, self.min_confidence)
+        out = classify(self.attributes, self.framings, crops, self.min_confidence,
+                       check=self._check)
         self.stats.classify_s += time.perf_counter() - start
         return out
 
@@ -345,10 +377,13 @@ class Pipeline:
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """The detector's faces in a uint8 RGB image (landmarks refined when asked)."""
+        self._check("detecting faces")
         start = time.perf_counter()
-        faces = self.detector.detect(image)
-        if self.landmarks is not None:
-            faces = self.landmarks(image, faces)
+        # A detector that works in parts (YuNet's tiles) checks the deadline between them.
+        with self.deadline.current() if self.deadline else contextlib.nullcontext():
+            faces = self.detector.detect(image)
+            if self.landmarks is not None:
+                faces = self.landmarks(image, faces)
         self.stats.detect_s += time.perf_counter() - start
         return self.mark_small(faces)
 
@@ -361,9 +396,17 @@ class Pipeline:
     def crop(self, image: np.ndarray, faces: Sequence[Face], framing: Framing) -> list[np.ndarray]:
         """`faces` cut from `image` with `framing`: what a classifier of that framing reads."""
         start = time.perf_counter()
-        crops = [crop_face(image, f, framing.margin, align=framing.align) for f in faces]
+        crops = []
+        for i, face in enumerate(faces):
+            if i % CHUNK_FACES == 0:
+                self._check("cropping faces")
+            crops.append(crop_face(image, face, framing.margin, align=framing.align))
         self.stats.crop_s += time.perf_counter() - start
         return crops
+
+    def _check(self, before: str) -> None:
+        if self.deadline is not None:
+            self.deadline.check(before)
 
     def crops(self, image: np.ndarray, faces: Sequence[Face]) -> dict[Framing, list[np.ndarray]]:
         """`faces` cut once per distinct framing of the attributes, those marked `small` left

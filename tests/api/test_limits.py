@@ -253,17 +253,20 @@ def test_unexpected_errors_are_logged_json_500(make_app, face_photo, caplog):
     assert any("bug in a classifier" in rec.exc_text for rec in caplog.records if rec.exc_text)
 
 
-def _call(app, receive) -> tuple[int, dict]:
-    """One POST /v1/analyze straight through the ASGI app, with the client's `receive`."""
+def _call(app, receive, headers=(), events=None) -> tuple[int, dict]:
+    """One POST /v1/analyze straight through the ASGI app, with the client's `receive` (and
+    more `headers`); the type of each message sent is appended to `events`."""
     sent = []
 
     async def send(message):
         sent.append(message)
+        if events is not None:
+            events.append(message["type"])
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "POST", "scheme": "http", "path": "/v1/analyze", "raw_path": b"/v1/analyze",
              "query_string": b"", "root_path": "", "server": ("test", 80),
-             "client": ("test", 1), "headers": [(b"content-type", b"image/jpeg")]}
+             "client": ("test", 1), "headers": [(b"content-type", b"image/jpeg"), *headers]}
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 10))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -334,3 +337,37 @@ def test_a_client_leaving_mid_upload_is_one_log_line(make_app, face_photo, path,
                                    "request had arrived")
     assert record.exc_info is None and record.exc_text is None
     assert sent[0]["status"] == 499
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_refused_body_is_read_to_its_end_before_the_413(make_app, declared):
+    """Closing a connection with unread bytes resets it, and a client still sending never
+    reads its 413 (httpx got ReadError under load): the rest of the body is read first."""
+    app = make_app(max_upload_bytes=1000)
+    events = []
+    chunks = [b"\xff\xd8\xff" + bytes(997)] * 100  # over the limit with multipart overhead
+
+    async def receive():  # as uvicorn: once the answer has begun, the body is gone
+        if "http.response.start" in events:
+            return {"type": "http.disconnect"}
+        i = events.count("chunk")
+        events.append("chunk")
+        return {"type": "http.request", "body": chunks[i], "more_body": i < len(chunks) - 1}
+
+    headers = [(b"content-length", str(sum(map(len, chunks))).encode())] if declared else []
+    status, body = _call(app, receive, headers, events)
+    assert status == 413 and body["error"] == "payload_too_large"
+    assert events.count("chunk") == len(chunks)
+    assert events[-3:] == ["chunk", "http.response.start", "http.response.body"]
+
+
+def test_a_body_declared_far_too_large_is_refused_unread(make_app):
+    from mien.api.uploads import DRAIN_BYTES
+
+    app = make_app(max_upload_bytes=1000)
+    status, body = _call(app, _no_body_expected, [(b"content-length", b"%d" % (DRAIN_BYTES + 1))])
+    assert status == 413 and body["error"] == "payload_too_large"
+
+
+async def _no_body_expected():
+    raise AssertionError("the body was read")

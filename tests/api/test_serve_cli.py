@@ -42,3 +42,19 @@ def test_header_timeout_reaches_the_server(monkeypatch, capsys):
     assert exit_info.value.code == 0, capsys.readouterr().err
     assert started == {"host": "127.0.0.1", "port": 8123, "header_timeout_s": 3.0,
                        "log_level": "info"}
+
+
+def test_pixel_limits_reach_the_service(monkeypatch, capsys):
+    from mien.api import server
+
+    apps = []
+    monkeypatch.setattr(server, "run_server", lambda app, **options: apps.append(app))
+    for extra, budget, request in (([], 2 * 1000, 4 * 1000),
+                                   (["--pixel-budget", "1500", "--max-request-pixels", "7"],
+                                    1500, 7)):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["serve", "--detector", "haar", "--attributes", "", "--max-pixels", "1000",
+                  *extra])
+        assert exit_info.value.code == 0, capsys.readouterr().err
+        assert apps[-1].state.service.pixels.total == budget
+        assert apps[-1].state.service.settings.max_request_pixels == request

@@ -98,3 +98,40 @@ def test_convert_color_and_suffixes():
     with pytest.raises(ValueError):
         convert_color(rgb, "bgr")
     assert is_image_path("A.JPG") and not is_image_path("labels.csv")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "1"])
+def test_pictures_taller_than_a_strip_decode_whole(monkeypatch, mode):
+    import mien.data.io as mio
+
+    rng = np.random.default_rng(3)
+    picture = Image.fromarray(rng.integers(0, 256, (37, 23, 3), np.uint8)).convert(mode)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    whole = decode_image(buffer.getvalue(), None)
+    monkeypatch.setattr(mio, "STRIP_PIXELS", 50)  # two rows of 23 a strip, the last one short
+    assert np.array_equal(decode_image(buffer.getvalue(), None), whole)
+    rgb = picture.convert("RGB") if mode != "RGBA" else None
+    if rgb is not None:
+        assert np.array_equal(decode_image(buffer.getvalue(), "rgb"), np.asarray(rgb))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_decoding_holds_no_copy_of_the_picture_beside_the_array(mode):
+    """Python-side allocations while decoding stay near the array itself: Pillow's pixels
+    (outside Python's allocator) plus one array. Before, the picture also existed as a joined
+    bytes object and its chunks (3x the array)."""
+    import tracemalloc
+
+    side = 1500
+    buffer = io.BytesIO()
+    Image.new(mode, (side, side), 128).save(buffer, "PNG")
+    data = buffer.getvalue()
+    tracemalloc.start()
+    try:
+        array = decode_image(data, None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert array.nbytes == side * side * (3 if mode == "RGB" else 1)
+    assert peak < 1.5 * array.nbytes  # was 2.0

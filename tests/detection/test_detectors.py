@@ -159,3 +159,20 @@ def test_yunet_finds_faces_that_fill_small_crops(shared_data):
             assert b.width > 24 and b.area <= 48 * 48
             assert 12 < (b.x1 + b.x2) / 2 < 36 and 12 < (b.y1 + b.y2) / 2 < 36
             assert b.x1 <= nose_x <= b.x2 and b.y1 <= nose_y <= b.y2
+
+
+def test_haar_lets_go_of_a_large_pictures_buffers():
+    """OpenCV's cascade kept the integral images of its largest picture's pyramid: a server's
+    detector held them after a 4 MP photo for good (tens of bytes a pixel)."""
+    from mien.detection.haar import RELOAD_PIXELS
+
+    def rss_mib() -> float:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+    detector = create_detector("haar")
+    side = int(RELOAD_PIXELS ** 0.5) + 1
+    detector.detect(np.full((64, 64, 3), 128, np.uint8))  # OpenCV's own first-call set-up
+    before = rss_mib()
+    detector.detect(np.full((side, side, 3), 128, np.uint8))
+    assert rss_mib() - before < 60

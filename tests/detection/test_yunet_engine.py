@@ -36,7 +36,7 @@ def test_same_rows_as_opencv_on_group_photos_and_portraits(voc, genki):
     for rgb in photos:
         bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
         for scale in (*detector.scales(*rgb.shape[:2]), 0.5, 1.7):
-            ours, theirs = detector._detect_at(bgr, scale), _opencv_rows(detector, bgr, scale)
+            ours, theirs = detector._detect_at(rgb, scale), _opencv_rows(detector, bgr, scale)
             assert ours.shape == theirs.shape
             np.testing.assert_allclose(ours, theirs, atol=1e-3)  # float32 vs float64 sums
             found += len(ours)
@@ -46,3 +46,14 @@ def test_same_rows_as_opencv_on_group_photos_and_portraits(voc, genki):
 def test_any_input_size_needs_the_file_it_knows():
     with pytest.raises(ModelFileError, match="1x3x640x640 input"):
         any_input_size(b"not an onnx file")
+
+
+def test_detectors_share_one_session_per_thread_count(shared_data):
+    """A server builds a detector per worker thread and option set; each session keeps a
+    memory arena as large as the largest tile it ran, so they share one."""
+    image = read_image(shared_data / "detection" / "voc_faces" / "2008_001009.jpg")
+    a = create_detector("yunet", threads=1, score_threshold=0.6)
+    b = create_detector("yunet", threads=1, score_threshold=0.9, max_faces=1)
+    c = create_detector("yunet", threads=2)
+    assert a._session is b._session and a._session is not c._session
+    assert len(b.detect(image)) == 1 <= len(a.detect(image))  # options still their own

@@ -73,10 +73,12 @@ async def analyze(
 ) -> AnalyzeOut:
     """Faces in one image: multipart field `file`, or the image bytes as the body."""
     options = svc.resolve(options)
-    [(name, data)] = await read_uploads(request, 1, svc.settings.max_upload_bytes)
-    if isinstance(data, ApiError):
-        raise data
-    return AnalyzeOut.of(await svc.run(svc.analyze, data, name, options))
+    async with svc.pool.admitted() as slot:  # 503 before the body is read
+        [(name, data)] = svc.check_pixels(
+            await read_uploads(request, 1, svc.settings.max_upload_bytes))
+        if isinstance(data, ApiError):
+            raise data
+        return AnalyzeOut.of(await svc.run(slot, svc.analyze, data, name, options))
 
 
 @router.post("/analyze/batch", response_model=list[BatchItemOut], responses=ERRORS,
@@ -90,8 +92,13 @@ async def analyze_batch(
     order; a bad image does not fail the others."""
     options = svc.resolve(options)
     settings = svc.settings
-    items = await read_uploads(request, settings.max_batch_images, settings.max_upload_bytes)
-    results = await svc.run(svc.analyze_many, items, options)
+    async with svc.pool.admitted() as slot:  # 503 before the body is read
+        items = svc.check_pixels(await read_uploads(request, settings.max_batch_images,
+                                                    settings.max_upload_bytes))
+        if any(not isinstance(data, ApiError) for _, data in items):
+            results = await svc.run(slot, svc.analyze_many, items, options)
+        else:  # every file refused already: nothing to wait for a worker for
+            results = [data for _, data in items]
     out = []
     for (name, _), result in zip(items, results, strict=True):
         if isinstance(result, ApiError):
