@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -42,7 +43,9 @@ def analyze_command(
     out: Annotated[Path | None, typer.Option(
         help="Folder for faces.<format>, tracks.json and annotated copies "
              "[default: JSON lines on stdout].")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl, csv or parquet.")] = "jsonl",
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="jsonl, csv or parquet [default: jsonl; parquet shards with --engine "
+                         "ray].")] = None,
     annotate: Annotated[bool, typer.Option(
         help="Write annotated images/videos under OUT/annotated.")] = False,
     every: Annotated[int, typer.Option(min=1, help="Video: keep every N-th frame.")] = 1,
@@ -71,14 +74,44 @@ def analyze_command(
         help="Videos: write OUT/summary.json (share of time in each label, per video and per "
              "face track) and OUT/SOURCE_timeline.png (expression probabilities over time).")
     ] = False,
+    engine: Annotated[str, typer.Option(
+        help="local (this process) or ray: Ray Data stages on a local Ray or a cluster, rows as "
+             "Parquet shards in OUT/faces/, resumable (needs pip install 'mien[ray]').")
+    ] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray: the cluster to use (HOST:PORT, or auto for the one on this machine) "
+             "[default: start Ray in this process].")] = None,
+    num_cpus: Annotated[int | None, typer.Option(
+        min=1, help="Ray: CPUs of the Ray started here [default: all].")] = None,
+    detect_actors: Annotated[int | None, typer.Option(
+        min=1, help="Ray: detector actors [default: half the cluster's CPUs].")] = None,
+    classify_actors: Annotated[int | None, typer.Option(
+        min=1, help="Ray: classifier actors [default: the other CPUs].")] = None,
+    cpus_per_actor: Annotated[float, typer.Option(
+        min=0.01, help="Ray: CPUs reserved per actor.")] = 1.0,
+    gpus_per_actor: Annotated[float, typer.Option(
+        min=0.0, help="Ray: GPUs reserved per classifier actor.")] = 0.0,
+    shard_frames: Annotated[int, typer.Option(
+        min=1, help="Ray: photos per output shard (each video is a shard of its own).")] = 1000,
+    range_frames: Annotated[int, typer.Option(
+        min=1, help="Ray: kept video frames per task; a longer video is split.")] = 256,
+    path_column: Annotated[str, typer.Option(
+        help="Ray: the column of file paths or URIs in a .parquet input.")] = "path",
+    memory_mb: Annotated[int | None, typer.Option(
+        min=1, help="Ray: object-store MB for blocks in flight [default: Ray's].")] = None,
 ) -> None:
     """Find every face and tell its attributes, one row per face (or per input without one)."""
     import sys
 
     from mien.inference.pipeline import Pipeline
     from mien.inference.sources import camera_source
-    from mien.inference.writers import FORMATS, RowWriter, output_path
+    from mien.inference.writers import FORMATS
 
+    if engine == "ray":
+        _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera, threads)
+    elif engine != "local":
+        raise MienError(f"--engine {engine!r}: use local or ray")
+    fmt = fmt or ("parquet" if engine == "ray" else "jsonl")
     sources = list(inputs or [])
     if camera is not None:
         sources.append(camera_source(camera))
@@ -119,6 +152,115 @@ def analyze_command(
     if specs is None and not pipeline.attributes:
         print("note: no bundled classifiers are installed; writing detections only "
               "(use --attributes name=MODEL)", file=sys.stderr)
+    source_options = dict(glob=glob, every=every, fps=fps, max_frames=max_frames)
+    if engine == "ray":
+        from mien.inference.ray_engine import RayOptions
+
+        counts = _run_ray(pipeline, sources, out, specs, source_options, path_column, dict(
+            detector=detector, landmarks=landmarks, detector_options=detector_options),
+            RayOptions(address, num_cpus, detect_actors, classify_actors, cpus_per_actor,
+                       gpus_per_actor, shard_frames, range_frames, memory_mb))
+    else:
+        counts = _run_local(pipeline, sources, out, fmt, annotate, camera, save_crops, summary,
+                            source_options)
+    if counts["errors"]:
+        # Every other input was still analysed and written; the exit code tells scripts.
+        print(f"error: {counts['errors']} input(s) could not be read; see the rows with "
+              "status 'error'", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _check_ray_options(inputs, out, fmt, annotate, save_crops, summary, camera,
+                       threads) -> None:
+    if out is None:
+        raise MienError("--engine ray writes Parquet shards: add --out DIR")
+    if fmt not in (None, "parquet"):
+        raise MienError(f"--engine ray writes Parquet shards, not {fmt}: drop --format")
+    for flag, used in (("--annotate", annotate), ("--save-crops", save_crops),
+                       ("--summary", summary), ("--camera", camera is not None)):
+        if used:
+            raise MienError(f"{flag} needs the local engine: drop it or --engine ray")
+    if threads is not None:
+        raise MienError("--threads is the local engine's: with --engine ray, size the actor "
+                        "pools (--detect-actors, --classify-actors, --cpus-per-actor)")
+    if not inputs:
+        raise MienError("nothing to analyze: give files, folders, URIs or a .parquet table")
+
+
+def _run_ray(pipeline, sources, out, specs, source_options, path_column, workers,
+             options) -> dict:
+    """Shards of rows in OUT/faces/ with Ray; shards already there are skipped."""
+    import sys
+
+    from mien.inference.ray_engine import plan_shards, run_shards
+
+    # The workers load the driver's models: bundled names, or absolute paths to its files.
+    specs = list(pipeline.attributes) if specs is None else [_absolute(s) for s in specs]
+    settings = dict(specs=specs, min_confidence=pipeline.min_confidence,
+                    smoothing=pipeline.smoothing, min_judged_face=pipeline.min_judged_face,
+                    **workers)
+    plan = plan_shards(sources, **source_options, path_column=path_column, options=options,
+                       settings=settings)
+    folder = out / "faces"
+    every, fps, max_frames = (source_options[k] for k in ("every", "fps", "max_frames"))
+    with _bar(sum(plan.frames)) as advance:
+        try:
+            counts = run_shards(plan, folder, pipeline, specs, every=every, fps=fps,
+                                max_frames=max_frames, options=options, progress=advance,
+                                **workers)
+        except KeyboardInterrupt:
+            done = sum(1 for _ in folder.glob("part-*.parquet"))
+            print(f"interrupted: {done} of {plan.shards} shards are in {folder}; run the same "
+                  "command again to do the rest", file=sys.stderr)
+            raise
+    print(f"{counts.frames} frames, {counts.faces} faces, {counts.no_face} without a face -> "
+          f"{counts.shards_written} shards written, {counts.shards_skipped} already there "
+          f"({plan.shards} in all) in {folder}", file=sys.stderr)
+    return {"errors": counts.errors}
+
+
+def _absolute(spec: str) -> str:
+    """`name=model` with `model` an absolute path when it names a file or folder here."""
+    name, sep, model = spec.partition("=")
+    if sep and Path(model.strip()).exists():
+        return f"{name}={Path(model.strip()).resolve()}"
+    return spec
+
+
+@contextmanager
+def _bar(total: int):
+    """`advance(frames)` for the progress bar of a Ray run."""
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    with _progress(err) as progress:
+        task = progress.add_task("analyze", total=total, stats="")
+        yield lambda n: progress.advance(task, n)
+
+
+def _progress(err):
+    """The bar on a terminal: frames done of the total, a `stats` field, the time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]analyzing"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err, transient=True,
+                    disable=not err.is_terminal)
+
+
+def _run_local(pipeline, sources, out, fmt, annotate, camera, save_crops, summary,
+               source_options) -> dict:
+    import sys
+
+    from mien.inference.writers import RowWriter, output_path
+
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         writer = RowWriter(output_path(out, fmt), fmt, pipeline.labels)  # type: ignore[arg-type]
@@ -126,17 +268,13 @@ def analyze_command(
         writer = RowWriter(sys.stdout, fmt, pipeline.labels)  # type: ignore[arg-type]
     live = camera is not None and _window_available()
     counts = _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
-                  dict(glob=glob, every=every, fps=fps, max_frames=max_frames))
+                  source_options)
     if out is not None:
         print(f"{counts['frames']} frames, {counts['faces']} faces, {counts['no_face']} without "
               f"a face, {counts['errors']} unreadable -> {output_path(out, fmt)}", file=sys.stderr)
     if save_crops is not None:
         print(f"{counts['crops']} face crops -> {save_crops}", file=sys.stderr)
-    if counts["errors"]:
-        # Every other input was still analysed and written; the exit code tells scripts.
-        print(f"error: {counts['errors']} input(s) could not be read; see the rows with "
-              "status 'error'", file=sys.stderr)
-        raise typer.Exit(1)
+    return counts
 
 
 def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
@@ -146,14 +284,6 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
     from dataclasses import asdict
 
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from mien.inference.crops import CropWriter
     from mien.inference.draw import AnnotatedOutput, draw_faces
@@ -167,9 +297,7 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
     crops = CropWriter(save_crops, pipeline) if save_crops is not None else None
     err = Console(stderr=True)
     start = time.perf_counter()
-    columns = (TextColumn("[bold]analyzing"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
+    with _progress(err) as bar:
         # Counting opens every video once more, so only for a bar someone sees.
         total = expected_frames(sources, **source_options) if err.is_terminal else None
         task = bar.add_task("analyze", total=total, stats="")

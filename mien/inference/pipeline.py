@@ -12,7 +12,7 @@ import dataclasses
 import itertools
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -162,6 +162,43 @@ def framing_of(classifier) -> Framing:
     """How faces are cut for `classifier`: its model's framing, else the one every model had
     before framing was recorded."""
     return getattr(classifier, "framing", None) or Framing()
+
+
+def classify(
+    attributes: Mapping[str, Classifier], framings: Mapping[str, Framing],
+    crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray],
+    min_confidence: float | None = None, check: Callable[[str], None] | None = None,
+) -> list[dict[str, Prediction]]:
+    """Every attribute for each face, in calls of at most CHUNK_FACES faces per classifier:
+    `Pipeline.classify`, for classifiers held without a detector (a worker that only
+    classifies). `framings`: how each attribute's faces are cut; `crops`: the faces per framing,
+    or one list every attribute reads; `check(what)` before each call (a deadline's)."""
+    if isinstance(crops, Mapping):
+        n = len(next(iter(crops.values()), ()))
+    else:
+        n, crops = len(crops), {framing: crops for framing in framings.values()}
+    out: list[dict[str, Prediction]] = [{} for _ in range(n)]
+    for first in range(0, n, CHUNK_FACES):
+        if check is not None:
+            check("classifying faces")
+        part = slice(first, min(first + CHUNK_FACES, n))
+        for name, classifier in attributes.items():
+            probs = np.asarray(classifier.predict_proba(list(crops[framings[name]][part])),
+                               np.float64)
+            labels = tuple(classifier.labels)
+            if probs.shape != (part.stop - first, len(labels)):
+                raise MienError(
+                    f"classifier {name!r} returned shape {probs.shape} for "
+                    f"{part.stop - first} faces and {len(labels)} labels; check the model file"
+                )
+            best = probs.argmax(axis=1)
+            for i, row in enumerate(probs):
+                out[first + i][name] = judge(Prediction(
+                    labels[best[i]],
+                    float(row[best[i]]),
+                    {k: float(p) for k, p in zip(labels, row, strict=True)},
+                ), min_confidence)
+    return out
 
 
 def _joined(parts: Iterable[Mapping[Framing, list[np.ndarray]]]) -> dict[Framing, list]:
@@ -326,43 +363,14 @@ class Pipeline:
     def classify(
         self, crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray]
     ) -> list[dict[str, Prediction]]:
-        """Every attribute for each face, one batched call per classifier. `crops`: the faces
-        per framing, as `crops` cuts them, or one list of crops that every attribute reads."""
-        if isinstance(crops, Mapping):
-            n = len(next(iter(crops.values()), ()))
-        else:
-            n, crops = len(crops), {framing: crops for framing in self.framings.values()}
-        out: list[dict[str, Prediction]] = [{} for _ in range(n)]
-        if not n:
-            return out
+        """Every attribute for each face, in calls of at most CHUNK_FACES faces per classifier
+        (the deadline looked at before each). `crops`: the faces per framing, as `crops` cuts
+        them, or one list of crops that every attribute reads."""
         start = time.perf_counter()
-        for first in range(0, n, CHUNK_FACES):
-            self._check("classifying faces")
-            part = slice(first, min(first + CHUNK_FACES, n))
-            self._classify(crops, part, out)
+        out = classify(self.attributes, self.framings, crops, self.min_confidence,
+                       check=self._check)
         self.stats.classify_s += time.perf_counter() - start
         return out
-
-    def _classify(self, crops: Mapping[Framing, Sequence[np.ndarray]], part: slice,
-                  out: list[dict[str, Prediction]]) -> None:
-        """Every attribute for the faces `part` of `crops`, into `out`."""
-        n = part.stop - part.start
-        for name, classifier in self.attributes.items():
-            probs = np.asarray(classifier.predict_proba(list(crops[self.framings[name]][part])),
-                               np.float64)
-            labels = tuple(classifier.labels)
-            if probs.shape != (n, len(labels)):
-                raise MienError(
-                    f"classifier {name!r} returned shape {probs.shape} for {n} faces "
-                    f"and {len(labels)} labels; check the model file"
-                )
-            best = probs.argmax(axis=1)
-            for i, row in enumerate(probs):
-                out[part.start + i][name] = judge(Prediction(
-                    labels[best[i]],
-                    float(row[best[i]]),
-                    {k: float(p) for k, p in zip(labels, row, strict=True)},
-                ), self.min_confidence)
 
     def _predict(self, crops: Mapping[Framing, Sequence[np.ndarray]], n: int) -> list[dict]:
         return self.classify(crops) if self.attributes else [{} for _ in range(n)]
@@ -522,39 +530,49 @@ class Pipeline:
                 yield frame, faces, self.crops(frame.image, faces)
 
     def _flush(self, pending, trackers, smoothers) -> Iterator[tuple[Frame, list[Row]]]:
-        detector = getattr(self.detector, "name", type(self.detector).__name__)
         crops = _joined(cs for _, _, cs in pending)
         predictions = iter(self._predict(
             crops, sum(not face.small for _, faces, _ in pending for face in faces)))
         for frame, faces, _ in pending:
-            self.stats.frames += 1
             if frame.image is None:
-                self.stats.errors += 1
-                yield (
-                    frame,
-                    [Row(frame.source, frame.index, frame.timestamp, "error", message=frame.error)],
-                )
+                yield frame, [self.error_row(frame)]
                 continue
-            ids: list[int | None] = [None] * len(faces)
-            if frame.stream:
-                tracker = trackers.setdefault(frame.source, IoUTracker(self.track_iou))
-                ids = tracker.update([f.box for f in faces])
-            rows = []
-            for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
-                attrs = {} if face.small else next(predictions)
-                if self.smoothing and track_id is not None:
-                    smoother = smoothers.setdefault(
-                        frame.source, ProbabilitySmoother(self.smoothing)
-                    )
-                    attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
-                             for k, p in attrs.items()}
-                face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
-                rows.append(Row(frame.source, frame.index, frame.timestamp,
-                                "small" if face.small else "ok", i, face, detector=detector,
-                                message=small_message(face, self.min_judged_face) if face.small
-                                else None))
-            self.stats.faces += len(faces)
-            if not rows:
-                rows = [Row(frame.source, frame.index, frame.timestamp, "no_face",
+            faces = [f if f.small else dataclasses.replace(f, attributes=next(predictions))
+                     for f in faces]
+            yield frame, self.frame_rows(frame, faces, trackers, smoothers)
+
+    def error_row(self, frame: Frame) -> Row:
+        """The row of a frame that could not be read."""
+        self.stats.frames += 1
+        self.stats.errors += 1
+        return Row(frame.source, frame.index, frame.timestamp, "error", message=frame.error)
+
+    def frame_rows(self, frame: Frame, faces: Sequence[Face],
+                   trackers: dict[str, IoUTracker], smoothers: dict[str, ProbabilitySmoother],
+                   detector: str | None = None) -> list[Row]:
+        """The rows of a decoded frame whose `faces` carry their attributes (none when marked
+        `small`): one per face, with track ids and smoothed answers for a stream's frames
+        (`trackers` and `smoothers` hold each source's state, so frames must come in order),
+        else one `no_face` row. `detector`: the name the rows give (default: this pipeline's
+        detector)."""
+        detector = detector or getattr(self.detector, "name", type(self.detector).__name__)
+        self.stats.frames += 1
+        ids: list[int | None] = [None] * len(faces)
+        if frame.stream:
+            tracker = trackers.setdefault(frame.source, IoUTracker(self.track_iou))
+            ids = tracker.update([f.box for f in faces])
+        rows = []
+        for i, (face, track_id) in enumerate(zip(faces, ids, strict=True)):
+            attrs = {} if face.small else face.attributes
+            if self.smoothing and track_id is not None:
+                smoother = smoothers.setdefault(frame.source, ProbabilitySmoother(self.smoothing))
+                attrs = {k: judge(smoother.update(track_id, k, p), self.min_confidence)
+                         for k, p in attrs.items()}
+            face = dataclasses.replace(face, attributes=attrs, track_id=track_id)
+            rows.append(Row(frame.source, frame.index, frame.timestamp,
+                            "small" if face.small else "ok", i, face, detector=detector,
+                            message=small_message(face, self.min_judged_face) if face.small
+                            else None))
+        self.stats.faces += len(faces)
+        return rows or [Row(frame.source, frame.index, frame.timestamp, "no_face",
                             detector=detector)]
-            yield frame, rows

@@ -1,12 +1,15 @@
 """One frame source for everything the pipeline reads: image files, folders, video files, a
-camera and stdin. Frames stream one at a time, so memory stays bounded on long videos, and a
-file that cannot be read becomes an error frame instead of stopping the batch."""
+camera, stdin and fsspec URIs (`s3://bucket/photos/`, `memory://...`). Frames stream one at a
+time, so memory stays bounded on long videos, and a file that cannot be read becomes an error
+frame instead of stopping the batch. A video can also be read in frame ranges (`video_ranges`,
+`video_frames(start=, stop=)`) that together give exactly its frames, for workers side by side."""
 
 from __future__ import annotations
 
 import math
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -25,6 +28,7 @@ VIDEO_SUFFIXES = frozenset(
 STDIN = "-"
 # Containers that estimate their frame count from duration x fps can be one frame off.
 FRAME_COUNT_SLACK = 1
+URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +51,64 @@ def camera_source(index: int) -> str:
     return f"camera:{index}"
 
 
+def is_uri(source: str) -> bool:
+    """`scheme://...`: read through fsspec (`file://`, `s3://`, `gs://`, `memory://`, ...)."""
+    return bool(URI_SCHEME.match(source))
+
+
+def _fsspec():
+    from mien.errors import require
+
+    return require("fsspec", "ray")
+
+
+def _expand_uri(uri: str, glob: str | None) -> Iterator[str]:
+    """A URI, or the image and video files under it when it names a folder (sorted)."""
+    import fnmatch
+
+    fs, root = _fsspec().core.url_to_fs(uri)
+    try:
+        is_dir = fs.isdir(root)
+    except OSError as exc:
+        raise MienError(f"{uri}: cannot list it ({exc}); check the URI and its credentials"
+                        ) from exc
+    if not is_dir:
+        yield uri
+        return
+    found = False
+    for name in sorted(fs.find(root)):
+        base = name.rsplit("/", 1)[-1]
+        if (Path(base).suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+                and fnmatch.fnmatch(base, glob or "*")):
+            found = True
+            yield fs.unstrip_protocol(name)
+    if not found:
+        pattern = f" matching {glob!r}" if glob else ""
+        raise MienError(f"{uri}: no image or video files{pattern}; check the folder or --glob")
+
+
+def _read_uri(uri: str) -> bytes:
+    try:
+        with _fsspec().open(uri, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError as exc:
+        raise MienError(f"{uri}: file not found; check the path") from exc
+    except OSError as exc:
+        raise MienError(f"{uri}: cannot read it ({exc}); check the URI and its credentials"
+                        ) from exc
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike], glob: str | None = None) -> Iterator[str]:
-    """Files, folders (searched recursively; `glob` filters by name, e.g. '*.jpg'), "-" and
-    "camera:N", in a stable order. Missing paths are passed on so they become error rows."""
+    """Files, folders (searched recursively; `glob` filters by name, e.g. '*.jpg'), "-",
+    "camera:N" and URIs (folders under them searched too), in a stable order. Missing paths are
+    passed on so they become error rows."""
     for item in inputs:
         text = str(item)
         if text == STDIN or text.startswith("camera:"):
             yield text
+            continue
+        if is_uri(text):
+            yield from _expand_uri(text, glob)
             continue
         path = Path(text)
         if not path.is_dir():
@@ -85,14 +140,22 @@ def iter_frames(
     if fps is not None and fps <= 0:
         raise MienError(f"--fps {fps}: use a positive number of frames per second")
     for source in expand_inputs(inputs, glob):
-        if source == STDIN:
-            yield _read_stdin()
-        elif source.startswith("camera:"):
-            yield from _camera_frames(source, every, fps, max_frames)
-        elif is_video_path(source):
-            yield from video_frames(source, every=every, fps=fps, max_frames=max_frames)
-        else:
-            yield image_frame(source)
+        yield from source_frames(source, every=every, fps=fps, max_frames=max_frames)
+
+
+def source_frames(source: str, *, every: int = 1, fps: float | None = None,
+                  max_frames: int | None = None) -> Iterator[Frame]:
+    """The frames of one input as `expand_inputs` gives it (a file, URI, "-" or camera)."""
+    if source == STDIN:
+        yield _read_stdin()
+    elif source.startswith("camera:"):
+        yield from _camera_frames(source, every, fps, max_frames)
+    elif is_video_path(source) and is_uri(source):
+        yield from _uri_video_frames(source, every=every, fps=fps, max_frames=max_frames)
+    elif is_video_path(source):
+        yield from video_frames(source, every=every, fps=fps, max_frames=max_frames)
+    else:
+        yield image_frame(source)
 
 
 def expected_frames(
@@ -110,11 +173,15 @@ def expected_frames(
     for source in expand_inputs(inputs, glob):
         if source == STDIN or source.startswith("camera:"):
             return None
+        if is_uri(source) and is_video_path(source):
+            total += 1  # counting would download it
+            continue
         total += _kept_frames(source, every, fps, max_frames) if is_video_path(source) else 1
     return total
 
 
-def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | None) -> int:
+def _header(path: str) -> tuple[int, float]:
+    """(frames, frames per second) as a video's container announces them; 0 where unknown."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
@@ -123,6 +190,11 @@ def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | Non
         native = capture.get(cv2.CAP_PROP_FPS) or 0.0
     finally:
         capture.release()
+    return count, native
+
+
+def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | None) -> int:
+    count, native = _header(path)
     if count <= 0:
         return 1  # an error frame, or a stream that does not say
     if fps is not None and native > 0:
@@ -134,9 +206,29 @@ def _kept_frames(path: str, every: int, fps: float | None, max_frames: int | Non
 
 def image_frame(path: str) -> Frame:
     try:
-        return Frame(path, 0, None, decode_image(path, "rgb", name=path))
+        data = _read_uri(path) if is_uri(path) else path
+        return Frame(path, 0, None, decode_image(data, "rgb", name=path))
     except MienError as exc:
         return Frame(path, 0, None, None, str(exc))
+
+
+def _uri_video_frames(uri: str, **options) -> Iterator[Frame]:
+    """A video behind a URI, copied to a local temporary file for OpenCV."""
+    import dataclasses
+    import tempfile
+
+    try:
+        data = _read_uri(uri)
+    except MienError as exc:
+        yield Frame(uri, 0, None, None, str(exc))
+        return
+    with tempfile.TemporaryDirectory(prefix="mien-video-") as folder:
+        local = os.path.join(folder, "video" + Path(uri).suffix)
+        with open(local, "wb") as fh:
+            fh.write(data)
+        for frame in video_frames(local, **options):
+            message = frame.error and frame.error.replace(local, uri)
+            yield dataclasses.replace(frame, source=uri, error=message)
 
 
 def _read_stdin() -> Frame:
@@ -167,14 +259,56 @@ class _Sampler:
         return False
 
 
+def video_ranges(path: str, *, every: int = 1, fps: float | None = None,
+                 max_frames: int | None = None, frames: int = 256
+                 ) -> list[tuple[int, int | None]]:
+    """Frame-number ranges [start, stop) that `video_frames(path, start=, stop=)` decodes side by
+    side into exactly the frames of one pass, about `frames` kept frames each. The last range is
+    open (stop None): containers can announce fewer frames than they hold. [(0, None)] when the
+    file cannot be split: unreadable, a URI, or no frame count or rate in its header."""
+    if frames < 1:
+        raise MienError(f"frames per range {frames}: use 1 or more")
+    if is_uri(path):
+        return [(0, None)]
+    count, native = _header(path)
+    if count <= 0 or native <= 0:
+        return [(0, None)]
+    sampler = _Sampler(every, fps, native)
+    kept = [i for i in range(count) if sampler.keep(i, i / native)][:max_frames]
+    starts = [0, *kept[frames::frames]]
+    return [*zip(starts[:-1], starts[1:], strict=True), (starts[-1], None)]
+
+
+def _seek(capture, path: str, target: int):
+    """`capture`, or a reopened one, whose next grab reads frame `target`. OpenCV's seek is
+    checked; where it lands elsewhere the frames are skipped one by one."""
+    import cv2
+
+    if capture.set(cv2.CAP_PROP_POS_FRAMES, target) and (
+        int(capture.get(cv2.CAP_PROP_POS_FRAMES)) == target
+    ):
+        return capture
+    capture.release()
+    capture = cv2.VideoCapture(str(path))
+    for _ in range(target):
+        if not capture.grab():
+            break
+    return capture
+
+
 def video_frames(
-    path: str, *, every: int = 1, fps: float | None = None, max_frames: int | None = None
+    path: str, *, every: int = 1, fps: float | None = None, max_frames: int | None = None,
+    start: int = 0, stop: int | None = None,
 ) -> Iterator[Frame]:
-    """Decode a video file with OpenCV, frame by frame."""
+    """Decode a video file with OpenCV, frame by frame. `start`, `stop`: only the frames numbered
+    in [start, stop), kept as one pass from the first frame keeps them (ranges from
+    `video_ranges`); only the range that holds the end of the file reports it truncated."""
     import cv2
 
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
+        if start > 0:  # the range starting at 0 reports it
+            return
         reason = "file not found" if not Path(path).exists() else "OpenCV cannot open it"
         yield Frame(
             path,
@@ -189,7 +323,19 @@ def video_frames(
         announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # 0 or less: unknown
         sampler = _Sampler(every, fps, native)
         index = kept = 0
-        while max_frames is None or kept < max_frames:
+        if start > 0:
+            if native <= 0:
+                raise MienError(f"{path}: no frame rate in its header, so it cannot be read "
+                                f"from frame {start}; read it whole")
+            # The sampler and the kept count as a pass from frame 0 leaves them at `start`.
+            kept = sum(sampler.keep(i, i / native) for i in range(start))
+            # Frame start - 1 is read first: when it is missing, the file ends before this range
+            # and an earlier range reports it.
+            capture = _seek(capture, path, start - 1)
+            if not capture.grab():
+                return
+            index = start
+        while (max_frames is None or kept < max_frames) and (stop is None or index < stop):
             if not capture.grab():
                 break
             timestamp = index / native if native > 0 else capture.get(cv2.CAP_PROP_POS_MSEC) / 1e3
@@ -202,7 +348,7 @@ def video_frames(
                     path, index, timestamp, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), stream=True
                 )
             index += 1
-        else:  # stopped at max_frames, not at the end of the file
+        else:  # stopped at max_frames or at the end of the range, not at the end of the file
             return
         if 0 < index < announced - FRAME_COUNT_SLACK:
             yield Frame(
