@@ -224,15 +224,20 @@ class Service:
 
     def _detector(self, options: AnalyzeOptions):
         from mien.detection import create_detector
+        from mien.detection.base import DEFAULT_DETECTOR
 
         cache = getattr(self._local, "detectors", None)
         if cache is None:
             cache = self._local.detectors = OrderedDict()
         key = (options.detector, options.min_face, options.threshold, options.max_faces)
         if key not in cache:
+            fine = self.settings.fine_scale
+            extra = ({"fine_scale": fine or None}
+                     if fine is not None and (options.detector or DEFAULT_DETECTOR) == "yunet"
+                     else {})
             cache[key] = create_detector(options.detector, min_face=options.min_face,
                                          score_threshold=options.threshold,
-                                         max_faces=options.max_faces)
+                                         max_faces=options.max_faces, **extra)
             if len(cache) > DETECTORS_PER_THREAD:
                 cache.popitem(last=False)
         cache.move_to_end(key)

@@ -20,6 +20,9 @@ class Settings:
     min_face: int = DEFAULT_OPTIONS.min_face
     threshold: float | None = None
     max_faces: int = DEFAULT_OPTIONS.max_faces
+    # YuNet's fine view for photos over 640 px (None: its default, 3x; 0: off): the server's
+    # bound on the seconds one large photo may take.
+    fine_scale: float | None = None
     # Limits. A phone photo is 2-6 MB and 12-50 MP; anything larger is more likely an accident
     # or an attack than a face photo.
     max_upload_bytes: int = 16 * MIB
@@ -63,6 +66,7 @@ class Settings:
             "timeout_s": self.timeout_s > 0,
             "upload_timeout_s": self.upload_timeout_s > 0,
             "header_timeout_s": self.header_timeout_s > 0,
+            "fine_scale": self.fine_scale is None or self.fine_scale >= 0,
         }
         for name, ok in checks.items():
             if not ok:

@@ -14,6 +14,9 @@ from mien.errors import MienError
 DETECTOR_HELP = (f"Face detector: haar, yunet or mtcnn [default: {DEFAULT_DETECTOR}, bundled]. "
                  "One that cannot run here is replaced (a warning says so); the results name "
                  "the detector that ran.")
+FINE_SCALE_HELP = ("YuNet: photos larger than 640 px are also searched at F times their size, "
+                   "in tiles, for faces down to about 6 px (seconds for a 12 MP photo); 0 turns "
+                   "that off [default: 3].")
 THRESHOLD_HELP = (f"Detector score threshold, in [{MIN_SCORE_THRESHOLD}, 1] "
                   "[default: the detector's own].")
 
@@ -34,9 +37,7 @@ def analyze_command(
     max_faces: Annotated[int, typer.Option(
         min=1, help="Most faces per picture, best scores first.")] = DEFAULT_OPTIONS.max_faces,
     fine_scale: Annotated[float | None, typer.Option(
-        help="YuNet: photos larger than 640 px are also searched at F times their size, in "
-             "tiles, for faces down to about 6 px (seconds for a 12 MP photo); 0 turns that "
-             "off [default: 3].", metavar="F")] = None,
+        help=FINE_SCALE_HELP, metavar="F")] = None,
     threads: Annotated[int | None, typer.Option(
         min=1, help="CPU threads: 1 decodes, detects and classifies in turn on one thread; 2 or "
                     "more overlap the three stages [default: the machine's cores].")] = None,

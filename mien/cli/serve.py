@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from mien.cli.analyze import DETECTOR_HELP, THRESHOLD_HELP
+from mien.cli.analyze import DETECTOR_HELP, FINE_SCALE_HELP, THRESHOLD_HELP
 from mien.detection.base import DEFAULT_OPTIONS
 
 
@@ -47,6 +47,8 @@ def serve_command(
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     max_faces: Annotated[int, typer.Option(
         min=1, help="Most faces per picture, best scores first.")] = DEFAULT_OPTIONS.max_faces,
+    fine_scale: Annotated[float | None, typer.Option(
+        min=0.0, help=FINE_SCALE_HELP, metavar="F")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve POST /v1/analyze, /v1/analyze/batch, GET /v1/models and the web page at /.
@@ -62,7 +64,7 @@ def serve_command(
 
     options = dict(
         detector=detector, min_face=min_face, threshold=threshold, max_faces=max_faces,
-        queue_size=queue,
+        fine_scale=fine_scale, queue_size=queue,
         timeout_s=timeout, upload_timeout_s=upload_timeout, header_timeout_s=header_timeout,
         max_upload_bytes=int(max_upload_mb * MIB), max_pixels=max_pixels,
         pixel_budget=pixel_budget, max_request_pixels=max_request_pixels,

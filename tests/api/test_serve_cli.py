@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mien.cli.main import main
+from mien.errors import MienError
 
 
 def test_missing_model_file_stops_serve_before_listening(tmp_path, capsys):
@@ -58,3 +59,21 @@ def test_pixel_limits_reach_the_service(monkeypatch, capsys):
         assert exit_info.value.code == 0, capsys.readouterr().err
         assert apps[-1].state.service.pixels.total == budget
         assert apps[-1].state.service.settings.max_request_pixels == request
+
+
+@pytest.mark.parametrize(("fine_scale", "expected"), [(None, 3.0), (0, None), (1.5, 1.5)])
+def test_the_server_sets_yunets_fine_view(make_app, fine_scale, expected):
+    """`mien serve --fine-scale`: the bound on the seconds one large photo takes (0: off)."""
+    from mien.api.service import AnalyzeOptions
+
+    app = make_app(detector="yunet", fine_scale=fine_scale)
+    detector = app.state.service._detector(AnalyzeOptions(detector="yunet", min_face=6,
+                                                          max_faces=200))
+    assert detector.fine_scale == expected
+    haar = app.state.service._detector(AnalyzeOptions(detector="haar", min_face=6, max_faces=200))
+    assert haar.name == "haar"  # other detectors have no fine view and are built as before
+
+
+def test_a_negative_fine_scale_is_refused(make_app):
+    with pytest.raises(MienError, match="fine_scale"):
+        make_app(fine_scale=-1)
