@@ -105,3 +105,17 @@ def test_detections_on_labelled_other_faces_count_neither_way():
     assert match_boxes(truth, found, ignore=other) == (1, 1)
     assert other_face_detections(truth, found, 0.4, other) == 1
     assert other_face_detections(truth, found[:1], 0.4, other) == 0
+
+
+def test_the_fine_view_hands_its_memory_back(portraits, tmp_path, monkeypatch):
+    """After a photo with a fine view, YuNet shrinks ONNX Runtime's arena (one tiny run); a
+    photo seen once does not pay for that."""
+    [(path, _)] = read_imglab(write_collages(portraits, tmp_path, count=1, faces_per_photo=5))
+    detector = create_detector("yunet")
+    calls = []
+    real = detector.release_memory
+    monkeypatch.setattr(detector, "release_memory", lambda: calls.append(1) or real())
+    detector.detect(read_image(path))
+    assert calls == [1]
+    detector.detect(read_image(portraits[0][0]))  # a GENKI portrait: whole view only
+    assert calls == [1]
