@@ -31,12 +31,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def is_fer(card: dict) -> bool:
+    """The model reads FER2013 faces (calibrated on FER2013 train), else CelebA crops."""
+    return card["data"]["val_path"] == "fer2013/val"
+
+
 def calibration_files(card: dict, data_root: Path, count: int, seed: int) -> list[Path]:
     """`count` training images of the model's own kind, drawn with `seed`: FER2013 train for a
     FER2013 model, else CelebA aligned images outside the card's held-out files."""
     from mien.models.cards import val_files
 
-    if card["data"]["val_path"] == "fer2013/val":
+    if is_fer(card):
         folder = data_root / "fer2013" / "train"
         files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".png", ".jpg"))
     else:
@@ -52,7 +57,7 @@ def calibration_images(card: dict, data_root: Path, count: int, seed: int) -> li
     from mien.models.cards import celeba_face_crop_jpeg
 
     files = calibration_files(card, data_root, count, seed)
-    if card["data"]["val_path"] == "fer2013/val":
+    if is_fer(card):
         return [read_image(p) for p in files]
     return [decode_image(celeba_face_crop_jpeg(read_image(p), 64), "rgb", name=str(p))
             for p in files]
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         "method": "ONNX Runtime static quantisation, QOperator; weights int8 per channel, "
                   "activations uint8, MinMax ranges",
         "calibration": f"{len(images)} training images (seed {args.seed}): "
-                       + ("FER2013 train" if card["data"]["val_path"] == "fer2013/val" else
+                       + ("FER2013 train" if is_fer(card) else
                           "CelebA aligned images outside the held-out part, re-framed as face "
                           "crops"),
         "float_sha256": float_sha,
