@@ -135,3 +135,34 @@ def test_decoding_holds_no_copy_of_the_picture_beside_the_array(mode):
         tracemalloc.stop()
     assert array.nbytes == side * side * (3 if mode == "RGB" else 1)
     assert peak < 1.5 * array.nbytes  # was 2.0
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpegs_decoded_by_opencv_give_pillows_pixels(tmp_path, mode):
+    """The OpenCV path for plain JPEGs (decoding without the GIL) must be taken and return what
+    Pillow itself decodes, from a path or bytes, also with bytes after the end marker."""
+    import mien.data.io as mio
+
+    rng = np.random.default_rng(5)
+    picture = Image.fromarray(rng.integers(0, 256, (41, 67, 3), np.uint8)).convert(mode)
+    buffer = io.BytesIO()
+    picture.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue() + b"\x86\x92\x85\x95\x00\x86"  # trailing bytes, as GENKI's photos
+    path = tmp_path / "plain.jpg"
+    path.write_bytes(data)
+    pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    with Image.open(io.BytesIO(data)) as img:
+        assert mio._opencv_jpeg(img, data) is not None
+    assert np.array_equal(decode_image(data), pillow)
+    assert np.array_equal(read_image(path), pillow)
+    assert decode_image(data, None).ndim == (3 if mode == "RGB" else 2)
+
+
+def test_jpeg_cut_just_before_its_end_marker_is_truncated():
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (32, 32), np.uint8)).save(
+        buffer, "JPEG")
+    data = buffer.getvalue()
+    assert data.endswith(b"\xff\xd9")
+    with pytest.raises(ImageReadError, match="cut.jpg.*truncated"):
+        decode_image(data[:-2], name="cut.jpg")
