@@ -9,10 +9,11 @@
 Photos: the first --limit GENKI-SZSL photos from ../shared/data (or $MIEN_DATA), or --folder.
 Classifiers: every installed bundled model, or --attributes name=MODEL,... (run folders, .onnx).
 Each pass builds the pipeline at its thread count (`Pipeline(threads=N)` and OpenCV's pool: 1
-runs decoding, detection and classification in turn on one thread, 2 overlaps them on threads of
-their own; every network on one ONNX Runtime thread; a checkout from before `threads=` always
-overlapped), warms it up on one photo and times the rest: wall clock per stage and the process's
-CPU time in all. A shared machine's load moves single passes by tens of percent, so passes of
+runs decoding, detection and classification in turn on one thread, 2 shares the photos with a
+worker process (older checkouts overlapped the stages on threads); every network on one ONNX
+Runtime thread; a checkout from before `threads=` always overlapped), warms it up on one photo
+and times the rest: seconds per stage (summed over processes) and the CPU time of the process
+and its workers. A shared machine's load moves single passes by tens of percent, so passes of
 every setting are interleaved (pass 1 of each, then pass 2, ...) and the median is reported with
 the range; the CPU model and the load average before and after go into the JSON. `--checkouts
 A,B` runs each pass in a subprocess with that checkout first on PYTHONPATH: before/after under
@@ -71,20 +72,25 @@ def one_pass(files: list[Path], detector: str | None, specs: list[str] | None,
         pipeline = Pipeline(detector, specs, batch_size=batch_size)
     if not pipeline.attributes:
         sys.exit("no classifiers: no bundled model is installed; pass --attributes name=MODEL")
+    # Seconds per classifier: the pipeline's own count where it keeps one (it includes the
+    # worker processes' share), else timed from outside (a checkout from before it did).
+    own_count = hasattr(PipelineStats(), "classify_model_s")
     timed = {name: TimedClassifier(c) for name, c in pipeline.attributes.items()}
-    pipeline.attributes.update(timed)
+    if not own_count:
+        pipeline.attributes.update(timed)
     pipeline.analyze(files[0])  # warm up: sessions, first allocations at this thread count
     for t in timed.values():
         t.seconds = 0.0
     pipeline.stats = PipelineStats()
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), _cpu_s()
     rows = list(pipeline.run(files))
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    wall, cpu = time.perf_counter() - start, _cpu_s() - cpu_start
     s = pipeline.stats
     # Seconds per photo; decoding runs in a background thread, overlapping the rest, so it only
     # costs wall time when it is the slower side.
+    per_model = s.classify_model_s if own_count else {n: t.seconds for n, t in timed.items()}
     ms = {"decode": s.decode_s, "detect": s.detect_s, "crop": s.crop_s,
-          "classify": s.classify_s, **{f"classify.{n}": t.seconds for n, t in timed.items()}}
+          "classify": s.classify_s, **{f"classify.{n}": v for n, v in per_model.items()}}
     return {
         "mien": str(Path(mien.__file__).parents[1]),
         "detector": pipeline.detector.name,
@@ -93,11 +99,17 @@ def one_pass(files: list[Path], detector: str | None, specs: list[str] | None,
         "no_face": sum(r.status == "no_face" for r in rows),
         "wall_s": wall,
         "photos_per_s": s.frames / wall,
-        # CPU seconds of every thread of the process: what the work costs, whatever share of
-        # the machine this process got (wall-clock speed on a loaded machine says little).
+        # CPU seconds of the process and its workers: what the work costs, whatever share of
+        # the machine it got (wall-clock speed on a loaded machine says little).
         "cpu_ms_per_photo": 1000 * cpu / max(1, s.frames),
         "ms_per_photo": {k: 1000 * v / max(1, s.frames) for k, v in ms.items()},
     }
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its finished worker processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def summarize(passes: list[dict]) -> dict:

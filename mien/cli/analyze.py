@@ -39,8 +39,9 @@ def analyze_command(
     fine_scale: Annotated[float | None, typer.Option(
         help=FINE_SCALE_HELP, metavar="F")] = None,
     threads: Annotated[int | None, typer.Option(
-        min=1, help="CPU threads: 1 decodes, detects and classifies in turn on one thread; 2 or "
-                    "more overlap the three stages [default: the machine's cores].")] = None,
+        min=1, help="CPU cores: 1 decodes, detects and classifies in turn on one thread; N "
+                    "shares photos with N-1 worker processes and overlaps a video's stages on "
+                    "threads [default: the machine's cores].")] = None,
     out: Annotated[Path | None, typer.Option(
         help="Folder for faces.<format>, tracks.json and annotated copies "
              "[default: JSON lines on stdout].")] = None,
@@ -303,7 +304,8 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
         total = expected_frames(sources, **source_options) if err.is_terminal else None
         task = bar.add_task("analyze", total=total, stats="")
         try:
-            for frame, rows in pipeline.run_frames(sources, **source_options):
+            images = annotated is not None or crops is not None or live
+            for frame, rows in pipeline.run_frames(sources, images=images, **source_options):
                 sources_seen.add(frame.source)
                 counts["frames"] += 1
                 faces = [r.face for r in rows if r.face is not None]

@@ -48,6 +48,7 @@ RELOAD_PIXELS = 4_000_000
                    install=INSTALL)
 class HaarDetector:
     name = "haar"
+    fork_safe = True  # OpenCV's pool is stopped around a worker's fork (inference.workers)
 
     def __init__(
         self,

@@ -153,6 +153,7 @@ def pyramid_scales(height: int, width: int, min_face: int) -> list[float]:
 )
 class MTCNNDetector:
     name = "mtcnn"
+    fork_safe = True  # its nets run on the caller's thread (see _onnx_net)
 
     def __init__(
         self,
@@ -163,6 +164,8 @@ class MTCNNDetector:
         self.options = options
         t = options.score_threshold
         self.thresholds = stage_thresholds if t is None else (*stage_thresholds[:2], t)
+        if nets is not None:
+            self.fork_safe = False  # nets of the caller's: their threads are theirs
         nets = nets or load_nets()
         self.pnet, self.rnet, self.onet = (nets[n] for n in NET_NAMES)
 
@@ -227,6 +230,8 @@ class MTCNNLandmarks:
     YuNet's eye points barely tilt with the head (a face turned 20 degrees reads as 2 to 14),
     so crops aligned on them stay tilted; O-Net on the squared YuNet box reads the tilt within
     a few degrees, for about a millisecond per face."""
+
+    fork_safe = True  # O-Net runs on the caller's thread (see _onnx_net)
 
     def __init__(self, onet: Net | None = None):  # default: the bundled ONNX O-Net
         if onet is None and not _available():

@@ -94,7 +94,11 @@ class YuNetDetector:
         self.top_k = top_k
         # OpenCV's thread count when the detector is built, as when OpenCV ran it (a Pipeline
         # asks for 1: it detects beside classification, each on its own core).
-        self._session = shared_session(self.model_path, threads or max(1, cv2.getNumThreads()))
+        threads = threads or max(1, cv2.getNumThreads())
+        # Usable in a worker process forked after it was built (mien.inference.workers): a
+        # session with a thread pool is not, as the pool's threads are not forked with it.
+        self.fork_safe = threads == 1
+        self._session = shared_session(self.model_path, threads)
         self._outputs = [f"{kind}_{stride}" for kind in ("cls", "obj", "bbox", "kps")
                          for stride in STRIDES]
 

@@ -1,9 +1,10 @@
 """Detect, crop, classify: the analysis pipeline behind `mien.analyze` and `mien analyze`.
 
 `Pipeline.analyze(image)` answers for one picture. `Pipeline.run(inputs)` streams rows for many
-pictures and videos: a background thread decodes frames while the main thread detects, and the
-face crops of many frames go through each classifier in one batch. Each classifier reads faces
-cut the way its model was trained (`framing`), so a face is cropped once per distinct framing."""
+pictures and videos: photos are shared with worker processes, a video's frames are decoded,
+detected and classified on overlapped threads, and the face crops of many frames go through
+each classifier in one batch. Each classifier reads faces cut the way its model was trained
+(`framing`), so a face is cropped once per distinct framing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -23,8 +24,10 @@ from mien.data.preprocess import Framing, Preprocess
 from mien.deadline import Deadline
 from mien.errors import MienError
 from mien.inference.align import crop_face
-from mien.inference.sources import Frame, Prefetcher, iter_frames
+from mien.inference.sources import Frame, Prefetcher, expand_inputs, is_still_file, iter_frames
 from mien.inference.tracking import IoUTracker, ProbabilitySmoother
+from mien.inference.workers import CHUNK as WORKER_CHUNK
+from mien.inference.workers import Workers, can_fork, chunked
 from mien.types import UNCERTAIN, Face, Prediction
 
 BUNDLED_ATTRIBUTES = ("expression", "smile", "glasses")
@@ -78,6 +81,15 @@ class PipelineStats:
     detect_s: float = 0.0
     crop_s: float = 0.0
     classify_s: float = 0.0
+    classify_model_s: dict[str, float] = field(default_factory=dict)  # per attribute
+
+    def add(self, other: PipelineStats) -> None:
+        """Counts and seconds of `other` (a worker process's) added to these."""
+        for f in dataclasses.fields(self):
+            if f.name != "classify_model_s":
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        for name, seconds in other.classify_model_s.items():
+            self.classify_model_s[name] = self.classify_model_s.get(name, 0.0) + seconds
 
 
 # ONNX Runtime threads of the YuNet detector and of each classifier a Pipeline loads itself
@@ -168,11 +180,13 @@ def classify(
     attributes: Mapping[str, Classifier], framings: Mapping[str, Framing],
     crops: Mapping[Framing, Sequence[np.ndarray]] | Sequence[np.ndarray],
     min_confidence: float | None = None, check: Callable[[str], None] | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> list[dict[str, Prediction]]:
     """Every attribute for each face, in calls of at most CHUNK_FACES faces per classifier:
     `Pipeline.classify`, for classifiers held without a detector (a worker that only
     classifies). `framings`: how each attribute's faces are cut; `crops`: the faces per framing,
-    or one list every attribute reads; `check(what)` before each call (a deadline's)."""
+    or one list every attribute reads; `check(what)` before each call (a deadline's);
+    `seconds`: each attribute's time is added to it."""
     if isinstance(crops, Mapping):
         n = len(next(iter(crops.values()), ()))
     else:
@@ -183,8 +197,11 @@ def classify(
             check("classifying faces")
         part = slice(first, min(first + CHUNK_FACES, n))
         for name, classifier in attributes.items():
+            start = time.perf_counter()
             probs = np.asarray(classifier.predict_proba(list(crops[framings[name]][part])),
                                np.float64)
+            if seconds is not None:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
             labels = tuple(classifier.labels)
             if probs.shape != (part.stop - first, len(labels)):
                 raise MienError(
@@ -252,8 +269,10 @@ class Pipeline:
     min_judged_face: faces whose box is smaller (px, either side) are marked `small` and get
     no attributes (0: judge every face).
     threads: 1 runs decoding, detection and classification in turn on the caller's thread; 2 or
-    more (default: the machine's cores) overlap them, each stage on a thread of its own (each
-    network runs on one ONNX Runtime thread either way).
+    more (default: the machine's cores) use that many cores: `run` shares still photos with
+    `threads - 1` worker processes (where fork is available), and overlaps the stages of
+    videos and cameras on threads of their own (each network runs on one ONNX Runtime thread
+    either way).
     """
 
     def __init__(
@@ -368,7 +387,7 @@ class Pipeline:
         them, or one list of crops that every attribute reads."""
         start = time.perf_counter()
         out = classify(self.attributes, self.framings, crops, self.min_confidence,
-                       check=self._check)
+                       check=self._check, seconds=self.stats.classify_model_s)
         self.stats.classify_s += time.perf_counter() - start
         return out
 
@@ -440,7 +459,7 @@ class Pipeline:
 
     def run(self, inputs: Iterable[str | os.PathLike], **source_options) -> Iterator[Row]:
         """Rows for every face of every frame of `inputs` (see `iter_frames` for options)."""
-        for _, rows in self.run_frames(inputs, **source_options):
+        for _, rows in self.run_frames(inputs, images=False, **source_options):
             yield from rows
 
     def dataframe(self, inputs: Iterable[str | os.PathLike], **source_options):
@@ -451,13 +470,63 @@ class Pipeline:
         return to_dataframe(self.run(inputs, **source_options), self.labels)
 
     def run_frames(
-        self, inputs: Iterable[str | os.PathLike] | Iterable[Frame], **source_options
+        self, inputs: Iterable[str | os.PathLike] | Iterable[Frame], *, images: bool = True,
+        **source_options
     ) -> Iterator[tuple[Frame, list[Row]]]:
         """Like `run`, grouped per frame with the frame itself (for drawing or display).
-        `inputs` may also be an iterable of `Frame`s, e.g. from your own source."""
+        `inputs` may also be an iterable of `Frame`s, e.g. from your own source. With
+        `threads` of 2 or more, still photos are shared with worker processes (see
+        `mien.inference.workers`); `images=False` lets their frames come back without pixels
+        (`image` None) when only the rows are wanted."""
         if isinstance(inputs, (str, os.PathLike)):
             inputs = [inputs]
         items = iter(inputs)
+        first = next(items, None)
+        if first is None:
+            return
+        items = itertools.chain([first], items)
+        if (isinstance(first, Frame) or self.threads == 1 or self.deadline is not None
+                or not self._fork_safe()):
+            yield from self._frames_here(items, self.threads > 1, **source_options)
+        else:
+            yield from self._frames_shared(items, images, **source_options)
+
+    def _fork_safe(self) -> bool:
+        """Whether worker processes forked from here can run the detector and every
+        classifier: each must say so (`fork_safe`), as a thread pool is not forked with the
+        network that uses it; one that does not say keeps the work on threads here."""
+        parts = [self.detector, *self.attributes.values()]
+        if self.landmarks is not None:
+            parts.append(self.landmarks)
+        return can_fork() and all(getattr(p, "fork_safe", False) for p in parts)
+
+    def _frames_shared(self, items: Iterator, images: bool, glob: str | None = None,
+                       **stream_options) -> Iterator[tuple[Frame, list[Row]]]:
+        """`run_frames` with `threads - 1` worker processes: runs of still photos are shared
+        out by chunks, videos, cameras, stdin and URIs run here with overlapped stages."""
+        workers = None
+        try:
+            for still, group in itertools.groupby(expand_inputs(items, glob), key=is_still_file):
+                if not still:
+                    yield from self._frames_here(group, True, **stream_options)
+                    continue
+                chunks = chunked(group, WORKER_CHUNK)
+                head = list(itertools.islice(chunks, 2))
+                if len(head) < 2:  # a few photos: not worth a process
+                    yield from self._frames_here(head[0], True)
+                    continue
+                if workers is None:
+                    workers = Workers(self, self.threads - 1, images)
+                yield from workers.run(itertools.chain(head, chunks),
+                                       lambda paths: self._frames_here(paths, False))
+        finally:
+            if workers is not None:
+                workers.close()
+
+    def _frames_here(self, items: Iterable, threaded: bool, **source_options
+                     ) -> Iterator[tuple[Frame, list[Row]]]:
+        """`run_frames` in this process: stages overlapped on threads, or in turn."""
+        items = iter(items)
         first = next(items, None)
         if first is None:
             return
@@ -467,7 +536,7 @@ class Pipeline:
             frames = items
         else:
             frames = iter_frames(items, **source_options)
-            if self.threads == 1:
+            if not threaded:
                 frames = self._timed_decoding(frames)
             elif self.prefetch > 1:
                 # Decoding runs in a thread of its own, ahead of detection: three stages on two
@@ -480,7 +549,6 @@ class Pipeline:
         # classification here: the two halves of the work use both cores (ONNX Runtime and
         # OpenCV release the GIL).
         before = self.stats.detect_s + self.stats.crop_s
-        threaded = self.threads > 1
         detected = self._detected(frames)
         with Prefetcher(detected, self.prefetch) if threaded else _Inline(detected) as prefetched:
             try:

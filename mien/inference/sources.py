@@ -49,6 +49,13 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_SUFFIXES
 
 
+def is_still_file(source: str) -> bool:
+    """A local picture file among `expand_inputs`' sources (not a video, URI, stdin or camera):
+    one frame, no order to keep with any other."""
+    return (os.path.splitext(source)[1].lower() in IMAGE_SUFFIXES and source != STDIN
+            and not source.startswith("camera:") and not is_uri(source))
+
+
 def camera_source(index: int) -> str:
     return f"camera:{index}"
 

@@ -118,6 +118,12 @@ class OnnxClassifier(_Base):
     def _logits(self, x: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input: x})[0]
 
+    @property
+    def fork_safe(self) -> bool:
+        """Usable in a worker process forked after it was built (mien.inference.workers): only
+        on one thread, as a session's pool threads are not forked with it."""
+        return self.threads == 1
+
     def with_threads(self, threads: int | None) -> OnnxClassifier:
         """The same model (file already verified) on a session with `threads` intra-op threads."""
         if threads == self.threads:
