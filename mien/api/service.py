@@ -15,10 +15,11 @@ import ctypes
 import dataclasses
 import functools
 import io
+import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -88,11 +89,14 @@ class WorkerPool:
     callers get 503 at once instead of piling up, and a caller waits at most `timeout_s` (504),
     after which its work stops at the next check of its deadline."""
 
-    def __init__(self, workers: int, queue_size: int):
+    def __init__(self, workers: int, queue_size: int,
+                 on_idle: Callable[[], None] | None = None):
         self.workers, self.queue_size = workers, queue_size
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mien-api")
         self._lock = threading.Lock()
         self.in_flight = 0  # admitted requests: reading their body, queued or running
+        self.on_idle = on_idle or trim_heap  # memory given back when no request came for IDLE_S
+        self._idle_timer: threading.Timer | None = None
 
     def admit(self) -> Slot:
         with self._lock:
@@ -108,9 +112,19 @@ class WorkerPool:
                 return
             slot.held = False
             self.in_flight -= 1
-            idle = self.in_flight == 0
-        if idle and by_worker:
-            trim_heap()
+            if self.in_flight == 0 and by_worker:
+                # Not at once: a request arriving right after should not wait for it.
+                if self._idle_timer is not None:
+                    self._idle_timer.cancel()
+                self._idle_timer = threading.Timer(IDLE_S, self._when_idle)
+                self._idle_timer.daemon = True
+                self._idle_timer.start()
+
+    def _when_idle(self) -> None:
+        with self._lock:
+            if self.in_flight:
+                return
+        self.on_idle()
 
     @contextlib.asynccontextmanager
     async def admitted(self):
@@ -139,6 +153,8 @@ class WorkerPool:
             deadline.cancel()  # nobody waits for the answer any more (no-op once it is done)
 
     def close(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -168,6 +184,7 @@ class PixelBudget:
 
 
 TRIM_PIXELS = 4_000_000  # after an image this large, give freed memory back (trim_heap)
+IDLE_S = 1.0  # after this long with no request, the server gives memory back (release_memory)
 
 
 @functools.cache
@@ -198,8 +215,21 @@ class Service:
         self.ready = False
         self._load_lock = threading.Lock()
         self._local = threading.local()
-        self.pool = WorkerPool(settings.workers, settings.queue_size)
+        self.pool = WorkerPool(settings.workers, settings.queue_size, self.release_memory)
         self.pixels = PixelBudget(settings.pixel_budget)
+
+    def release_memory(self) -> None:
+        """What the networks' arenas grew to and the workers freed, given back (the pool calls
+        it once no request came for IDLE_S): a server's RSS returns near its size before the
+        burst instead of staying at the burst's."""
+        for classifier in list(self.classifiers.values()):
+            release = getattr(classifier, "release_memory", None)
+            if release is not None:
+                release()
+        yunet = sys.modules.get("mien.detection.yunet")  # only when a YuNet ran here
+        if yunet is not None:
+            yunet.release_shared_memory()
+        trim_heap()
 
     # --- models ------------------------------------------------------------------------------
 

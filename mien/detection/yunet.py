@@ -135,12 +135,7 @@ class YuNetDetector:
         """Hand back the memory ONNX Runtime's arena grew to for the fine view's tiles: a tiny
         run that shrinks the arena at its end (~15 ms; a 12 MP photo's 390 MiB of RSS fell to
         145 MiB), where keeping it left a server's RSS far above its baseline after a burst."""
-        import onnxruntime as ort
-
-        options = ort.RunOptions()
-        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        self._session.run(self._outputs, {"input": np.zeros((1, 3, 32, 32), np.float32)},
-                          options)
+        shrink_arena(self._session)
 
     def _detect_at(self, rgb: np.ndarray, scale: float) -> np.ndarray:
         """YuNet's rows (x, y, w, h, 5 landmarks, score) for `rgb` seen at `scale`, in the
@@ -228,6 +223,25 @@ def shared_session(model_path, threads: int):
                 any_input_size(model_path.read_bytes()), options,
                 providers=["CPUExecutionProvider"])
         return _sessions[key]
+
+
+def shrink_arena(session) -> None:
+    """A tiny run of a YuNet `session` after which ONNX Runtime frees the arena blocks no run
+    uses (blocks in use by other threads' runs stay)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    outputs = [o.name for o in session.get_outputs()]
+    session.run(outputs, {"input": np.zeros((1, 3, 32, 32), np.float32)}, options)
+
+
+def release_shared_memory() -> None:
+    """Every shared YuNet session's arena shrunk (a server gone idle)."""
+    with _sessions_lock:
+        sessions = list(_sessions.values())
+    for session in sessions:
+        shrink_arena(session)
 
 
 def tile_spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:

@@ -242,3 +242,51 @@ def test_an_image_over_the_pixel_limit_is_413_without_waiting_for_a_worker(make_
     assert single.status_code == 413 and single.json()["error"] == "image_too_large"
     assert batch.status_code == 200 and batch.json()[0]["status"] == 413  # inline, as before
     assert blocker.calls == [1]
+
+
+def test_memory_is_given_back_once_no_request_came_for_a_while(monkeypatch):
+    """The pool calls `on_idle` when the last request's work ends and none came for IDLE_S,
+    not while one is in flight, and once per quiet spell."""
+    from mien.api import service
+
+    monkeypatch.setattr(service, "IDLE_S", 0.05)
+    calls: list[int] = []
+    pool = service.WorkerPool(1, 2, on_idle=lambda: calls.append(pool.in_flight))
+    try:
+        pool.admit().release(object())  # as a worker's done-callback gives it back
+        second = pool.admit()  # arrives before the quiet spell is over
+        threading.Event().wait(0.3)
+        assert calls == []
+        second.release(object())
+        wait_until(lambda: calls == [0], "on_idle after the last request")
+        threading.Event().wait(0.2)
+        assert calls == [0]
+    finally:
+        pool.close()
+
+
+def test_release_memory_shrinks_every_network_and_keeps_its_answers(shared_models):
+    """Service.release_memory runs each classifier's arena shrink and YuNet's; the networks
+    answer as before afterwards."""
+    from mien.api.service import Service
+    from mien.api.settings import Settings
+    from mien.detection.yunet import YuNetDetector
+    from mien.models.loading import bundled_models, load_classifier
+
+    if "smile" not in bundled_models():
+        pytest.skip("the bundled smile model is not installed")
+    smile = load_classifier("smile")
+    faces = [np.random.default_rng(i).integers(0, 256, (64, 64, 3), np.uint8) for i in range(40)]
+    before = smile.predict_proba(faces)
+    detector = YuNetDetector()
+    photo = np.random.default_rng(0).integers(0, 256, (300, 400, 3), np.uint8)
+    found = detector.detect(photo)
+    calls = []
+    real = smile.release_memory
+    smile.release_memory = lambda: calls.append("smile") or real()
+    svc = Service(Settings(), classifiers={"smile": smile})
+    svc.classifiers = {"smile": smile}
+    svc.release_memory()
+    assert calls == ["smile"]
+    np.testing.assert_array_equal(smile.predict_proba(faces), before)
+    assert detector.detect(photo) == found
