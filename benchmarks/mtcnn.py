@@ -1,7 +1,9 @@
 """MTCNN on ONNX Runtime (the bundled nets) against the torch nets it was converted from, on the
 same photos with the same detector code: recall at IoU >= 0.4, false detections per photo and
 median detect() time per photo on one thread, the two backends taking turns photo by photo so
-load on the machine falls on both alike.
+load on the machine falls on both alike. Then each net alone at the input sizes a photo gives
+it (P-Net: pyramid levels of 60x60 to 288x384; R-Net, O-Net: batches of candidates), median ms
+per call on one thread for each backend: where the whole detector's ratio comes from.
 
     python benchmarks/mtcnn.py [--limit 300] [--out benchmarks/results/mtcnn.json]
 
@@ -75,10 +77,44 @@ def main() -> None:
         pair = {r["backend"]: r for r in rows if r["set"] == set_name}
         speedups[set_name] = round(pair["torch"]["median_ms"] / pair["onnxruntime"]["median_ms"], 2)
         print(f"{set_name}: onnxruntime {speedups[set_name]}x the speed of torch")
+    nets = net_times(backends)
+    print(f"\n{'net':<5} {'input':<16} {'onnxruntime ms':>15} {'torch ms':>9} {'ratio':>6}")
+    for r in nets:
+        print(f"{r['net']:<5} {'x'.join(map(str, r['input'])):<16} {r['onnxruntime_ms']:>15.3f} "
+              f"{r['torch_ms']:>9.3f} {r['ratio']:>6.2f}")
     load = os.getloadavg()[0]
     write_results(args.out, "mtcnn", f"python benchmarks/mtcnn.py --limit {args.limit}",
                   load_average_at_end=round(load, 2), threads=1, results=rows,
-                  speedup=speedups)
+                  speedup=speedups, nets=nets)
+
+
+NET_INPUTS = {"pnet": [(1, 3, 60, 60), (1, 3, 115, 107), (1, 3, 288, 384)],
+              "rnet": [(1, 3, 24, 24), (100, 3, 24, 24)],
+              "onet": [(1, 3, 48, 48), (10, 3, 48, 48)]}
+
+
+def net_times(backends: dict, calls: int = 50) -> list[dict]:
+    """Median ms per call of each net of each backend on the same random input, in turns."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for net, shapes in NET_INPUTS.items():
+        runs = {name: getattr(d, net) for name, d in backends.items()}
+        for shape in shapes:
+            x = rng.uniform(-1, 1, shape).astype(np.float32)
+            ms: dict[str, list[float]] = {name: [] for name in runs}
+            for _ in range(calls):
+                for name, run in runs.items():
+                    start = time.perf_counter()
+                    run(x)
+                    ms[name].append((time.perf_counter() - start) * 1000)
+            med = {name: statistics.median(v[5:]) for name, v in ms.items()}  # after warm-up
+            rows.append({"net": net, "input": list(shape),
+                         "onnxruntime_ms": round(med["onnxruntime"], 3),
+                         "torch_ms": round(med["torch"], 3),
+                         "ratio": round(med["torch"] / med["onnxruntime"], 2)})
+    return rows
 
 
 if __name__ == "__main__":
