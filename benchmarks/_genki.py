@@ -8,9 +8,9 @@ with each model's framing by `mien analyze`'s own code (`Pipeline.crop`), and ev
 on that face at threshold 0.5.
 
 Parts: the photos are labelled in file order in blocks kept apart by use. `choose`
-(file0001-file0400, eyeglasses only) is what framings and thresholds were chosen on; `report`
-(file0401-file0800, eyeglasses and smiling) has never been used to choose anything and gives the
-figures we quote.
+(file0001-file0400, eyeglasses and smiling) is what framings and thresholds may be chosen on;
+`report` (file0401-file0800, eyeglasses and smiling) has never been used to choose anything and
+gives the figures we quote.
 """
 
 from __future__ import annotations
