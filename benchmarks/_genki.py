@@ -76,16 +76,34 @@ def crops_for(pipeline, found, framing) -> list:
     return [None if f is None else pipeline.crop(f[0], [f[1]], framing)[0] for f in found]
 
 
+RECALL_TARGET = 0.95  # issue 20's operating point: false alarms at a recall of at least this
+
+
+def at_recall(y: np.ndarray, p_pos: np.ndarray, recall: float = RECALL_TARGET
+              ) -> tuple[float, float]:
+    """(threshold, false-alarm rate) at the highest threshold that keeps at least `recall` of
+    the positives: how well a model ranks, whatever threshold it ships with."""
+    pos = np.sort(p_pos[y == 1])
+    thr = float(pos[int(np.floor((1 - recall) * len(pos) + 1e-9))])
+    return thr, float((p_pos[y == 0] >= thr).mean())
+
+
 def score(y: np.ndarray, p_pos: np.ndarray) -> dict:
+    from sklearn.metrics import roc_auc_score
+
     pred = (p_pos >= 0.5).astype(int)
     tpr = float((pred[y == 1] == 1).mean())
     tnr = float((pred[y == 0] == 0).mean())
+    thr, fa = at_recall(y, p_pos)
     return {"n": int(len(y)), "positives": int(y.sum()),
             "accuracy": round(float((pred == y).mean()), 4),
             "balanced_accuracy": round((tpr + tnr) / 2, 4), "recall": round(tpr, 4),
             "false_alarm_rate": round(1 - tnr, 4),
             "false_alarms": int(((pred == 1) & (y == 0)).sum()),
-            "misses": int(((pred == 0) & (y == 1)).sum())}
+            "misses": int(((pred == 0) & (y == 1)).sum()),
+            "auc": round(float(roc_auc_score(y, p_pos)), 4),
+            f"threshold_at_recall_{RECALL_TARGET}": round(thr, 4),
+            f"false_alarm_rate_at_recall_{RECALL_TARGET}": round(fa, 4)}
 
 
 def main(attribute: str) -> None:
@@ -131,13 +149,14 @@ def main(attribute: str) -> None:
     print(f"{len(found)} of {len(files)} GENKI photos labelled for {attribute} (part "
           f"{args.part}) with the face found ({det}); {int(y.sum())} positive; threshold 0.5")
     head = (f"{'model':<28} {'acc':>6} {'bal':>6} {'recall':>7} {'false alarms':>13} "
-            f"{'misses':>7}")
+            f"{'misses':>7} {'AUC':>6} {f'FA at recall>={RECALL_TARGET}':>20}")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['model']:<28} {r['accuracy']:>6.3f} {r['balanced_accuracy']:>6.3f} "
               f"{r['recall']:>7.3f} {r['false_alarms']:>6} ({r['false_alarm_rate']:.1%}) "
-              f"{r['misses']:>7}")
+              f"{r['misses']:>7} {r['auc']:>6.3f} "
+              f"{r[f'false_alarm_rate_at_recall_{RECALL_TARGET}']:>20.1%}")
     write_results(
         args.out, f"genki_{default_model}",
         (f"MIEN_MODELS_DIR={os.environ['MIEN_MODELS_DIR']} "

@@ -23,7 +23,9 @@ def test_labels_files_hold_the_parts_we_labelled():
     assert genki_glasses.read_labels("eyeglasses") == {**choose, **report}
     smiling = genki_glasses.read_labels("smiling", "report")
     assert len(smiling) == 272 and sum(smiling.values()) == 170
-    assert genki_glasses.read_labels("smiling", "choose") == {}
+    smiling_choose = genki_glasses.read_labels("smiling", "choose")
+    assert len(smiling_choose) == 266 and sum(smiling_choose.values()) == 178
+    assert max(smiling_choose) <= "file0400.jpg"
 
 
 def test_score_counts_false_alarms_and_misses():
@@ -32,6 +34,16 @@ def test_score_counts_false_alarms_and_misses():
     assert (s["false_alarms"], s["misses"], s["positives"]) == (1, 1, 2)
     assert s["recall"] == 0.5 and s["false_alarm_rate"] == 0.25
     assert s["balanced_accuracy"] == 0.625 and s["accuracy"] == round(4 / 6, 4)
+    assert s["auc"] == 0.75  # 6 of the 8 (positive, negative) pairs in order
+    # recall >= 0.95 of 2 positives keeps both: threshold 0.2, above it 0.6 and 0.4 of 4
+    assert s["threshold_at_recall_0.95"] == 0.2 and s["false_alarm_rate_at_recall_0.95"] == 0.5
+
+
+def test_false_alarms_at_recall_allow_the_misses_the_recall_allows():
+    y = np.array([1] * 20 + [0] * 4)
+    p = np.r_[np.linspace(0.3, 0.99, 20), [0.2, 0.32, 0.5, 0.95]]
+    thr, fa = genki_glasses.at_recall(y, p, 0.95)  # 19 of 20 must stay: one may fall below
+    assert thr == p[1] and fa == 0.5  # 0.5 and 0.95 at or over it; 0.32 is just under
 
 
 def test_genki_boxes_follow_the_label_lines(shared_data):
