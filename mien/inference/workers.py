@@ -95,24 +95,27 @@ class Workers:
         for (_, here, _, _), chunk in zip(self._workers, chunks, strict=False):
             here.send(chunk)
 
-    def _receive(self, k: int) -> list[tuple]:
+    def _receive(self, k: int) -> Iterator[tuple]:
+        """Worker `k`'s (frame, rows) for the oldest chunk it was sent, as they come."""
         process, _, results, _ = self._workers[k]
         while True:
             try:
                 message = results.get(timeout=POLL_S)
-                break
             except queue.Empty:
-                if not process.is_alive() and results.empty():
-                    message = None
-                    break
-        if message is None:
-            raise MienError(f"an analysis worker process stopped (exit code {process.exitcode}); "
-                            "run again with --threads 1 to see why")
-        status, payload, stats = message
-        if status != "done":
-            raise MienError(f"an analysis worker process failed: {payload}")
-        self._pipeline.stats.add(stats)
-        return payload
+                if process.is_alive() or not results.empty():
+                    continue
+                message = None
+            if message is None:
+                raise MienError(f"an analysis worker process stopped (exit code "
+                                f"{process.exitcode}); run again with --threads 1 to see why")
+            status, payload = message
+            if status == "frame":
+                yield payload
+            elif status == "done":
+                self._pipeline.stats.add(payload)
+                return
+            else:
+                raise MienError(f"an analysis worker process failed: {payload}")
 
     def close(self) -> None:
         for _, here, _, _ in self._workers:
@@ -157,7 +160,9 @@ def _read(connection, results: queue.Queue) -> None:
 
 
 def _serve(pipeline, connection, images: bool, inherited: list) -> None:
-    """A worker's loop: chunks of paths in, ("done", [(frame, rows)], stats) out, None ends."""
+    """A worker's loop: a chunk of paths in; ("frame", (frame, rows)) out for each frame, one at
+    a time (a chunk of 12 MP photos with their pixels would be hundreds of MB in one message),
+    then ("done", its stats); None ends it."""
     for end in inherited:
         end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the caller, which stops us
@@ -175,8 +180,9 @@ def _serve(pipeline, connection, images: bool, inherited: list) -> None:
             return
         pipeline.stats = type(pipeline.stats)()
         try:
-            out = [(frame if images else dataclasses.replace(frame, image=None), rows)
-                   for frame, rows in pipeline.run_frames(paths)]
-            connection.send(("done", out, pipeline.stats))
+            for frame, rows in pipeline.run_frames(paths):
+                kept = frame if images else dataclasses.replace(frame, image=None)
+                connection.send(("frame", (kept, rows)))
+            connection.send(("done", pipeline.stats))
         except Exception as exc:  # noqa: BLE001  (handed to the caller, raised there)
-            connection.send(("failed", f"{type(exc).__name__}: {exc}", None))
+            connection.send(("failed", f"{type(exc).__name__}: {exc}"))
