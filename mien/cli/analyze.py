@@ -327,6 +327,12 @@ def _run(pipeline, sources, writer, out, annotate, live, save_crops, summary,
                 bar.update(task, completed=counts["frames"],
                            stats=f"{len(sources_seen)} files · {counts['faces']} faces · "
                                  f"{rate:.1f} faces/s")
+        except KeyboardInterrupt:
+            kept = f" are in {out}" if out is not None else " were printed"
+            err.print(f"interrupted after {counts['frames']} frames: their rows{kept}; run "
+                      "the command again to analyse everything", markup=False, highlight=False,
+                      soft_wrap=True)
+            raise
         finally:
             writer.close()
             if annotated is not None:

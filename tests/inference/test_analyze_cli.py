@@ -298,3 +298,26 @@ def test_lowest_threshold_with_annotations_finishes_quickly(
     for r in rows:
         assert 0 <= r["x1"] < r["x2"] <= width and 0 <= r["y1"] < r["y2"] <= height
     assert (out / "annotated" / f"{path.stem}.jpg").is_file()
+
+
+def test_ctrl_c_says_where_the_rows_so_far_are(photos, light_model, models_env, tmp_path,
+                                               capsys, monkeypatch):
+    """Ctrl-C during an analysis: exit 130, one line saying how far it got, rows kept."""
+    from mien.inference.pipeline import Pipeline
+
+    real = Pipeline.run_frames
+
+    def interrupted_after_one(self, *args, **kwargs):
+        frames = real(self, *args, **kwargs)
+        yield next(frames)
+        frames.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Pipeline, "run_frames", interrupted_after_one)
+    out = tmp_path / "out"
+    code, _, err = run_cli(["analyze", str(photos), "--attributes", light_model, "--out",
+                            str(out)], capsys)
+    assert code == 130
+    assert f"interrupted after 1 frames: their rows are in {out}; run the command again" in err
+    rows = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    assert [r["source"].rsplit("/", 1)[-1] for r in rows] == ["a_two.jpg", "a_two.jpg"]
