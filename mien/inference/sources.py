@@ -44,8 +44,8 @@ class Frame:
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
-    # os.path, not pathlib: called for every photo, and a Path costs tens of microseconds
-    # holding the GIL that the other stages of an overlapped analyze wait for
+    # os.path, not pathlib: called for every photo, and building a Path is Python work that
+    # holds the GIL the other stages of an overlapped analyze wait for
     return os.path.splitext(os.fspath(path))[1].lower() in VIDEO_SUFFIXES
 
 
