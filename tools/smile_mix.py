@@ -1,10 +1,16 @@
 """Training data of the bundled `smile` model: a train/val tree of symbolic links.
 
-train/: SMILEs minus its held-out part, plus CelebA's Smiling attribute on the face crops of
-tools/celeba_face_crops.py (named celeba_*); val/: the SMILEs held-out part only, the stratified
-10 % per class of `stratified_split(..., 0.1, seed=0)`, so validation is SMILEs alone.
+train/: SMILEs minus its held-out part, plus CelebA's Smiling attribute (named celeba_*) of the
+CelebA folder given; val/: the SMILEs held-out part only, the stratified 10 % per class of
+`stratified_split(..., 0.1, seed=0)`, so validation is SMILEs alone.
 
-    python tools/smile_mix.py ../shared/data/smiles runs/data/celeba_crops runs/data/smile_mix
+The bundled model is trained on the whole tree cut as `mien analyze` cuts faces for it: link the
+raw CelebA photos, then let the detector frame every photo:
+
+    python tools/smile_mix.py ../shared/data/smiles ../shared/data/celeba runs/data/smile_raw
+    mien data crop runs/data/smile_raw runs/data/smile_framed --margin 0 --align
+
+(Earlier models linked CelebA's fixed-square crops of tools/celeba_face_crops.py instead.)
 """
 
 from __future__ import annotations
