@@ -357,6 +357,10 @@ def connect(options: RayOptions) -> bool:
     """Ray, connected to `options.address` or started here; True when started here (the caller
     shuts it down). A Ray already initialized in this process is used as it is."""
     ray = require("ray", "ray")
+    # Ray reports usage statistics to its makers by default, and Ray Data polls for them on a
+    # thread that outlives `ray.shutdown()`; mien sends nothing anywhere unless asked
+    # (RAY_USAGE_STATS_ENABLED=1 opts in). Read when each dataset runs, so set it here too.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return False
     # Failures reach the command as exceptions; Ray's own notes (token files, actor restarts)

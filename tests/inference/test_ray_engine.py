@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,9 +69,11 @@ def local_ray():
 
 
 def _env() -> dict:
-    """This environment with this checkout first on the path and Ray's token auth off."""
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    """This environment with this checkout first on the path, Ray's token auth and usage stats
+    off."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONPATH": path}
 
 
 @pytest.fixture
@@ -122,6 +125,10 @@ def test_same_rows_as_the_local_engine(local_ray, folder, tmp_path, capsys):
     pd.testing.assert_frame_equal(rows, expected)
     assert (rows.status == "ok").sum() >= 5 + 36 and rows.track_id.notna().sum() >= 36
     assert (rows.status == "small").sum() >= 1 and rows[rows.status == "small"].smile.isna().all()
+    # Nothing reported home: Ray's usage stats are off unless asked for, so Ray Data starts no
+    # poller thread (it would outlive the run and, on Python 3.11, race `ast` in this process).
+    assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"
+    assert "data-usage-metrics-poller" not in {t.name for t in threading.enumerate()}
 
     # The same command again finds every shard written (and still exits 1 for d_broken.jpg).
     code, err = run_cli(["analyze", str(folder), "--out", str(out), *RAY], capsys)
