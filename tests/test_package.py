@@ -93,3 +93,17 @@ def test_no_module_imports_another_modules_private_names():
                 found += [f"{file.relative_to(root)}: {node.module}.{a.name}" for a in node.names
                           if a.name.startswith("_") and not a.name.endswith("__")]
     assert not found
+
+
+def test_the_installed_package_states_its_licence_and_carries_the_notices():
+    """MIT as an SPDX expression (the TOML-table form is deprecated by setuptools), with the
+    project's LICENSE and each third-party weight file's notice among the licence files."""
+    from importlib.metadata import metadata
+    from pathlib import Path
+
+    meta = metadata("mien")
+    assert meta["License-Expression"] == "MIT"
+    notices = sorted(p.name for p in (Path(mien.__file__).parent / "models/weights").glob(
+        "*.NOTICE.md"))
+    files = [Path(f).name for f in meta.get_all("License-File")]
+    assert notices and set(files) == {"LICENSE", *notices}, files
