@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import warnings
 
 from mien.api.errors import ApiError
 
@@ -67,11 +66,11 @@ def check_pixels(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
     """Width and height from the header alone, refusing decompression bombs before decoding."""
     from PIL import Image
 
+    from mien.data.io import open_image
+
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # judged below
-            with Image.open(io.BytesIO(data)) as img:
-                w, h = img.size
+        with open_image(io.BytesIO(data)) as img:  # Pillow's warning off: judged below
+            w, h = img.size
     except Image.DecompressionBombError as exc:  # Pillow's own cap, far above ours
         raise ApiError(413, "image_too_large", f"{name}: {exc}; downscale the image first"
                        ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import threading
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -69,6 +70,22 @@ def _array(img) -> np.ndarray:
     return out
 
 
+# Warning filters are process-wide and `warnings.catch_warnings` is not thread-safe (threads that
+# overlap restore each other's filters): Pillow's header is read under this lock.
+_OPEN_LOCK = threading.Lock()
+
+
+def open_image(source):
+    """Pillow's `Image.open` (reads the header; pixels are decoded on use) without Pillow's
+    decompression-bomb warning: the caller checks the size against its own limit. Pillow's
+    own hard cap (twice its warning size) still raises DecompressionBombError."""
+    from PIL import Image
+
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
 def decode_image(
     data: bytes | str | os.PathLike,
     mode: ColorMode | None = "rgb",
@@ -91,19 +108,17 @@ def decode_image(
                 with open(data, "rb") as fh:
                     data = fh.read()
         source = io.BytesIO(data) if isinstance(data, bytes) else data
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise ImageReadError(
-                        f"{label}: {w}x{h} pixels exceeds the limit of {max_pixels:,}; "
-                        "downscale the image first"
-                    )
-                arr = _opencv_jpeg(img, data)
-                if arr is None:
-                    img.load()
-                    arr = from_pil(img, None)
+        with open_image(source) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageReadError(
+                    f"{label}: {w}x{h} pixels exceeds the limit of {max_pixels:,}; "
+                    "downscale the image first"
+                )
+            arr = _opencv_jpeg(img, data)
+            if arr is None:
+                img.load()
+                arr = from_pil(img, None)
     except ImageReadError:
         raise
     except FileNotFoundError as exc:
@@ -116,10 +131,9 @@ def decode_image(
         raise ImageReadError(
             f"{label}: not an image format Pillow reads; remove or replace it"
         ) from exc
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageReadError(
-            f"{label}: not a readable image ({exc}); remove or replace it"
-        ) from exc
+    except Image.DecompressionBombError as exc:  # Pillow's cap, where ours is set above it
+        raise ImageReadError(f"{label}: too many pixels ({exc}); downscale the image first"
+                             ) from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(
             f"{label}: corrupt or truncated image ({exc}); remove or replace it"

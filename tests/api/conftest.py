@@ -4,9 +4,7 @@ may not exist), real face photos, and bad uploads made on the spot."""
 from __future__ import annotations
 
 import io
-import struct
 import threading
-import zlib
 
 import numpy as np
 import pytest
@@ -93,20 +91,6 @@ def png_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid PNG header announcing width x height gray pixels, with one compressed row:
-    a few hundred bytes that would decode to width*height bytes."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    rows = zlib.compress(b"\x00" * (width + 1) * 4, 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(
-        b"IEND", b"")
 
 
 def write_mean_onnx(path) -> None:

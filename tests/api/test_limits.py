@@ -9,8 +9,9 @@ import threading
 import httpx
 import numpy as np
 import pytest
-from conftest import BlockingClassifier, bomb_png, png_bytes
+from conftest import BlockingClassifier, png_bytes
 from fastapi.testclient import TestClient
+from synthetic import bomb_png
 
 JPEG = {"Content-Type": "image/jpeg"}
 

@@ -166,3 +166,49 @@ def test_jpeg_cut_just_before_its_end_marker_is_truncated():
     assert data.endswith(b"\xff\xd9")
     with pytest.raises(ImageReadError, match="cut.jpg.*truncated"):
         decode_image(data[:-2], name="cut.jpg")
+
+
+def test_a_photo_over_pillows_warning_size_but_under_our_limit_decodes():
+    """100 MP: over Pillow's decompression-bomb warning (89.5 MP), under MAX_PIXELS (120 MP)."""
+    from mien.data.io import MAX_PIXELS
+
+    side = 10_000
+    assert Image.MAX_IMAGE_PIXELS < side * side < MAX_PIXELS
+    buf = io.BytesIO()
+    Image.new("L", (side, side), 7).save(buf, "PNG")
+    out = decode_image(buf.getvalue(), None, name="big.png")
+    assert out.shape == (side, side) and out[0, 0] == 7 and out[-1, -1] == 7
+
+
+def test_announced_sizes_over_either_limit_are_refused_before_decoding():
+    from synthetic import bomb_png
+
+    with pytest.raises(ImageReadError, match=r"bomb.png: 12000x12000 pixels exceeds the limit"):
+        decode_image(bomb_png(12_000, 12_000), name="bomb.png")  # 144 MP: ours
+    with pytest.raises(ImageReadError, match=r"bomb.png: too many pixels .*downscale"):
+        decode_image(bomb_png(60_000, 60_000), name="bomb.png", max_pixels=10**10)  # Pillow's
+
+
+def test_decoding_in_threads_leaves_the_warning_filters_as_they_were():
+    """catch_warnings saves and restores the process-wide filters; overlapping threads would
+    restore each other's (mien.data.io.open_image reads headers one thread at a time)."""
+    import threading
+    import warnings
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8), 5, np.uint8)).save(buf, "PNG")
+    data, before, errors = buf.getvalue(), list(warnings.filters), []
+
+    def work():
+        try:
+            for _ in range(300):
+                decode_image(data, "gray")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and warnings.filters == before
