@@ -129,8 +129,9 @@ INFO = {
             "and an eye patch. Neither stronger blur, gamma and gray augmentation, nor 150 hard "
             "negatives from other GENKI photos, nor a multi-task head on CelebA's other 39 "
             "attributes lowered them (configs/glasses-v2.yaml, glasses-hn.yaml, "
-            "glasses.yaml with --aux-weight 0.5). For fewer false alarms, threshold P(eyeglasses) higher (every "
-            "row of `mien analyze` holds it), at some cost in recall.",
+            "glasses.yaml with --aux-weight 0.5). For fewer false alarms, threshold "
+            "P(eyeglasses) higher (every row of `mien analyze` holds it), at some cost in "
+            "recall.",
         ],
     },
 }
