@@ -179,6 +179,10 @@ def crop(
     align: Annotated[bool | None, typer.Option(
         "--align/--no-align",
         help="Level the eyes [default: on, as `mien train --framing-align`].")] = None,
+    png: Annotated[bool, typer.Option(
+        "--png", help="Write every crop as PNG (photo.jpg -> photo.jpg.png): lossless, the "
+                      "pixels `mien analyze` shows a model [default: each photo's format; "
+                      "JPEG quality 95].")] = False,
 ) -> None:
     """Cut the largest face of every photo into a training set, as `mien analyze` cuts faces.
 
@@ -201,7 +205,7 @@ def crop(
                   TimeRemainingColumn(), console=err, transient=True,
                   disable=not err.is_terminal) as bar:
         task = bar.add_task(f"cropping {src}", total=None)
-        made = crop_folder(src, dst, pipeline, progress=lambda done, total: bar.update(
+        made = crop_folder(src, dst, pipeline, png=png, progress=lambda done, total: bar.update(
             task, completed=done, total=total))
     for photo in made.no_face:
         print(f"no face: {photo}", file=sys.stderr)

@@ -66,12 +66,14 @@ class CroppedSet:
 
 def crop_folder(src: str | os.PathLike, dst: str | os.PathLike, pipeline,
                 framing: Framing | None = None,
-                progress: Callable[[int, int], None] | None = None) -> CroppedSet:
+                progress: Callable[[int, int], None] | None = None,
+                png: bool = False) -> CroppedSet:
     """Cut the largest face of every photo of a class-folder tree (`SRC/<class>/*` or
     `SRC/{train,val,test}/<class>/*`) with `framing` (default: the pipeline's `crop_framing`)
-    into the same tree under `dst`, each crop under its photo's relative path and format.
-    Photos without a face and unreadable ones are skipped and listed. `progress(done, total)`
-    is called after each photo."""
+    into the same tree under `dst`, each crop under its photo's relative path and format, or
+    as PNG with `png` (lossless: exactly the pixels `mien analyze` shows a model; the photo's
+    name + ".png"). Photos without a face and unreadable ones are skipped and listed.
+    `progress(done, total)` is called after each photo."""
     from mien.data.celeba import is_celeba
     from mien.data.datasets import open_dataset
     from mien.data.io import read_image
@@ -96,7 +98,8 @@ def crop_folder(src: str | os.PathLike, dst: str | os.PathLike, pipeline,
             if found is None:
                 no_face.append(photo)
             else:
-                save_image(dst / Path(photo).relative_to(src), found[1])
+                rel = Path(photo).relative_to(src)
+                save_image(dst / (rel.with_name(rel.name + ".png") if png else rel), found[1])
                 written += 1
         if progress is not None:
             progress(done, len(photos))

@@ -114,6 +114,21 @@ def test_crop_folder_keeps_the_tree_and_the_largest_face(photo_tree, tmp_path):
         crop_folder(photo_tree / "train" / "happy" / "a.png", tmp_path / "new", pipeline)
 
 
+def test_crop_folder_png_keeps_exactly_the_pixels_analyze_cuts(photo_tree, tmp_path):
+    pipeline = Pipeline(BrightFaces(), {})
+    dst = tmp_path / "png"
+    made = crop_folder(photo_tree, dst, pipeline, Framing(0.1, True), png=True)
+    written = sorted(str(p.relative_to(dst)) for p in dst.rglob("*") if p.is_file())
+    assert made.written == 5 and written == [
+        "train/happy/a.png.png", "train/happy/deeper/b.jpg.png", "train/sad/c.png.png",
+        "val/happy/d.png.png", "val/sad/e.png.png"]
+    source = read_image(photo_tree / "train/happy/deeper/b.jpg")
+    largest = BrightFaces().detect(source)[1]
+    want = pipeline.crop(source, [largest], Framing(0.1, True))[0]
+    np.testing.assert_array_equal(read_image(dst / "train/happy/deeper/b.jpg.png"), want)
+    assert open_dataset(dst).classes == ("happy", "sad")
+
+
 def test_mien_data_crop_on_real_photos(shared_data, tmp_path, capsys):
     src = tmp_path / "photos"
     files = sorted((shared_data / "detection" / "genki_szsl" / "files").glob("*.jpg"))[:4]
@@ -132,6 +147,11 @@ def test_mien_data_crop_on_real_photos(shared_data, tmp_path, capsys):
     for crop in crops:
         image = read_image(crop)
         assert image.shape[0] == image.shape[1] >= 20  # square face crops
+    code, out, err = run_cli(["data", "crop", str(src), str(tmp_path / "lossless"),
+                              "--detector", "haar", "--margin", "0.3", "--png"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "lossless").rglob("*")
+                  if p.is_file()) == sorted(f"{p.name}.png" for p in crops)
 
 
 def test_analyze_save_crops_writes_one_file_per_face_row(two_faces, tmp_path, capsys):
