@@ -106,6 +106,9 @@ class Workers:
                     continue
                 message = None
             if message is None:
+                # Its pipe closes as it dies, which the reader can see before the process is
+                # reaped: wait for that, so the exit code is known.
+                process.join(timeout=5)
                 raise MienError(f"an analysis worker process stopped (exit code "
                                 f"{process.exitcode}); run again with --threads 1 to see why")
             status, payload = message
