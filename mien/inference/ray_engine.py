@@ -359,7 +359,8 @@ def connect(options: RayOptions) -> bool:
     ray = require("ray", "ray")
     # Ray reports usage statistics to its makers by default, and Ray Data polls for them on a
     # thread that outlives `ray.shutdown()`; mien sends nothing anywhere unless asked
-    # (RAY_USAGE_STATS_ENABLED=1 opts in). Read when each dataset runs, so set it here too.
+    # (RAY_USAGE_STATS_ENABLED=1 opts in). Ray Data reads it as each dataset runs, so it is set
+    # before the check below: a Ray the caller initialized follows it too.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if ray.is_initialized():
         return False
