@@ -44,20 +44,22 @@ def agreement(a: np.ndarray, b: np.ndarray, keep: np.ndarray) -> dict:
 
 def model_answers(spec: str, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
     """(answers on SMILEs' crops, answers through the detector or -1 where no face, detector)."""
-    from mien.inference.pipeline import Pipeline
+    from mien.inference.pipeline import Pipeline, framing_of
     from mien.models.loading import load_classifier
 
     clf = load_classifier(spec)
     col = list(clf.labels).index("smile")
-    direct = (np.asarray(clf.predict_proba(images))[:, col] >= 0.5).astype(int)
-    pipe = Pipeline(None, {"smile": clf})
+
+    def answers(faces: list[np.ndarray]) -> np.ndarray:
+        return (np.asarray(clf.predict_proba(faces))[:, col] >= 0.5).astype(int)
+
+    pipe = Pipeline(None, {})
+    found = [pipe.largest_face(image, framing_of(clf)) for image in images]
     through = np.full(len(images), -1)
-    for i, image in enumerate(images):
-        faces = pipe.analyze(image)
-        if faces:
-            face = max(faces, key=lambda f: f.box.area)
-            through[i] = int(face.attributes["smile"].label == "smile")
-    return direct, through, pipe.detector.name
+    kept = [i for i, f in enumerate(found) if f is not None]
+    if kept:
+        through[kept] = answers([found[i][1] for i in kept])
+    return answers(images), through, pipe.detector.name
 
 
 def main() -> None:
